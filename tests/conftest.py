@@ -1,0 +1,18 @@
+import pytest
+import torch
+
+from labkit import schedules, targets
+
+
+@pytest.fixture(scope="session")
+def ring8():
+    return targets.get("ring8")
+
+
+@pytest.fixture(scope="session")
+def cosine():
+    return schedules.cosine()
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
