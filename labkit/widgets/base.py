@@ -1,0 +1,80 @@
+"""The shared frame of the widget apps: a figure built once, controls, and an error area."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Callable
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+
+
+class App:
+    """Base of every widget app.
+
+    Subclasses create ``self.fig``/axes and controls in ``__init__``, connect each control with
+    :meth:`on_change`, and put their redraw logic in plain methods (``update`` etc.) that tests
+    call directly. With the ipympl backend (``%matplotlib widget``) ``fig.canvas`` is itself a
+    widget and redraws in place; with any other backend the figure is shown as an image and
+    redrawn by ``draw_idle``.
+    """
+
+    def __init__(self, figsize=(6, 4), ncols: int = 1, nrows: int = 1, **subplot_kw):
+        with plt.ioff():  # build the figure once, without letting pyplot display it on its own
+            self.fig, axes = plt.subplots(nrows, ncols, figsize=figsize, layout="constrained", **subplot_kw)
+        self.axes = list(axes.flat) if hasattr(axes, "flat") else [axes]
+        if hasattr(self.fig.canvas, "header_visible"):  # ipympl: keep the canvas compact
+            self.fig.canvas.header_visible = False
+            self.fig.canvas.footer_visible = False
+            self.fig.canvas.toolbar_visible = False
+        self.errors = W.Output(layout=W.Layout(width="100%"))
+        self.last_error: str | None = None
+        self._static: W.Output | None = None
+
+    def on_change(self, control: W.Widget, method: Callable[[], None]) -> None:
+        """Call ``method`` (no arguments) whenever ``control``'s value changes; errors go to the app."""
+        control.observe(lambda change: self.guarded(method), names="value")
+
+    def guarded(self, method: Callable[[], None]) -> None:
+        """Run ``method``; show any exception in the app's error area instead of losing it."""
+        try:
+            method()
+        except Exception:
+            self.last_error = traceback.format_exc()
+            with self.errors:
+                print(self.last_error)
+        else:
+            self.last_error = None
+
+    def redraw(self) -> None:
+        """Schedule a redraw of the canvas (and refresh the image for non-interactive backends)."""
+        self.fig.canvas.draw_idle()
+        if self._static is not None:
+            self._show_static()
+
+    def controls(self) -> list[W.Widget]:
+        """The control row(s) shown above the figure; subclasses override."""
+        return []
+
+    @property
+    def widget(self) -> W.Widget:
+        if isinstance(self.fig.canvas, W.DOMWidget):
+            canvas = self.fig.canvas
+        else:  # e.g. the inline backend: show the figure as an image that redraw() refreshes
+            if self._static is None:
+                self._static = W.Output()
+                self._show_static()
+            canvas = self._static
+        return W.VBox([*self.controls(), canvas, self.errors])
+
+    def _show_static(self) -> None:
+        from IPython.display import display
+
+        self._static.clear_output(wait=True)
+        with self._static:
+            display(self.fig)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.widget)
