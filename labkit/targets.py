@@ -186,7 +186,7 @@ def _affine(scale, shift):
 
 def _inside(path, box, n, generator):
     """n points uniform inside ``path`` by rejection from its bounding box."""
-    got = []
+    got = [torch.empty(0, 2, dtype=torch.float64)]
     have = 0
     while have < n:
         u = torch.rand(max(2 * (n - have), 64), 2, generator=generator, dtype=torch.float64)
