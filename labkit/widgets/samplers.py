@@ -1,0 +1,165 @@
+"""Samples and trajectories of a reverse sampler, re-rendered as the step count or sampler changes.
+
+The noise is drawn once (``seed``), so moving the step slider shows the same starting points
+carried to the data by a coarser or finer sampler. Left panel: the final samples over the
+target in light grey, with the number of network evaluations (NFE) and MMD^2 to a fixed target
+batch in the title. Right panel: the paths of a few of those points through the sampler's
+trajectory (VP coordinates, first point = start). Every update sets the data of the existing
+artists (``set_offsets``, ``set_data``); the figure is never rebuilt.
+"""
+
+from __future__ import annotations
+
+import ipywidgets as W
+import torch
+
+from .. import samplers as _samplers
+from .. import schedules as _schedules
+from .. import targets as _targets
+from .._checks import check_float, check_int
+from ..metrics import mmd2, noise_floor
+from ..plotting import SAMPLER_COLORS
+from .base import App
+
+LABELS = {"ddpm": "DDPM", "ddim": "DDIM", "heun": "Heun"}
+
+
+class SamplerApp(App):
+    """A step-count slider and a sampler picker (DDPM, DDIM, Heun) over one eps function.
+
+    ``eps_fn(x, t)`` is an eps function (a model's ``eps_fn()`` or :func:`labkit.oracle.eps_fn`);
+    ``schedule`` and ``target`` are objects or names. ``n`` samples start from fixed noise;
+    ``n_paths`` of them are drawn as trajectories. DDPM always runs all T steps (the slider is
+    disabled); ``eta`` (DDIM only) moves DDIM from deterministic (0) toward DDPM's variance (1).
+    """
+
+    def __init__(self, eps_fn, schedule, target, *, sampler: str = "heun", steps: int = 16, eta: float = 0.0,
+                 n: int = 300, n_paths: int = 12, max_steps: int = 128, sigma_max: float = 80.0,
+                 seed: int = 0, lim: float = 3.5):
+        if not callable(eps_fn):
+            raise TypeError("eps_fn must be callable as eps_fn(x, t)")
+        self.schedule = _schedules.get(schedule) if isinstance(schedule, str) else schedule
+        if not isinstance(self.schedule, _schedules.Schedule):
+            raise TypeError(f"schedule must be a labkit Schedule or a name, got {type(schedule).__name__}")
+        self.target = _targets.get(target) if isinstance(target, str) else target
+        if not isinstance(self.target, _targets.Target):
+            raise TypeError(f"target must be a labkit Target or a name, got {type(target).__name__}")
+        self.eps_fn = eps_fn
+        self.sigma_max = check_float("sigma_max", sigma_max, low=self.schedule.sigma_min)
+        max_t = self.schedule.last_t_below(self.sigma_max) + 1       # DDIM needs steps <= t_max + 1
+        self.max_steps = check_int("max_steps", max_steps, 1, min(max_t, _samplers.HEUN_MAX_STEPS))
+        n = check_int("n", n, 2, 100_000)
+        n_paths = check_int("n_paths", n_paths, 0, n)
+        self.seed = check_int("seed", seed, 0, 2**63 - 1)
+        self.lim = check_float("lim", lim, 0.0, 1e3, low_open=True)
+        self._check_sampler(sampler)
+        steps = check_int("steps", steps, 1, self.max_steps)
+        eta = check_float("eta", eta, 0.0, 1.0)
+
+        g = torch.Generator().manual_seed(self.seed)
+        self.noise = torch.randn(n, 2, generator=g)
+        self.reference = self.target.sample(n, g)[0]      # the fixed batch MMD^2 is measured against
+        self.floor = noise_floor(self.target, n, repeats=20, generator=g)
+        background = self.target.sample(2000, g)[0]
+        self.n_paths = n_paths
+        self.result: _samplers.SampleResult | None = None
+        self.mmd2: float | None = None
+
+        super().__init__(figsize=(8.4, 4.4), ncols=2)
+        ax_s, ax_p = self.axes
+        for ax in self.axes:
+            ax.scatter(background[:, 0], background[:, 1], s=2, color="0.85", linewidths=0, zorder=0)
+            ax.set_xlim(-self.lim, self.lim)
+            ax.set_ylim(-self.lim, self.lim)
+            ax.set_aspect("equal")
+            ax.tick_params(labelsize=7)
+        self.samples = ax_s.scatter(self.noise[:, 0], self.noise[:, 1], s=4, linewidths=0, zorder=2)
+        self.paths = [ax_p.plot([], [], lw=0.8, alpha=0.8, zorder=1)[0] for _ in range(n_paths)]
+        self.starts = ax_p.scatter(self.noise[:n_paths, 0], self.noise[:n_paths, 1], s=10, marker="x",
+                                   color="0.4", linewidths=0.8, zorder=2)
+        self.ends = ax_p.scatter(self.noise[:n_paths, 0], self.noise[:n_paths, 1], s=14, color="k", zorder=3)
+        ax_p.set_title(f"{n_paths} trajectories (x: start, dot: end)", fontsize=9)
+        self._title = ax_s.set_title("", fontsize=9)
+
+        self.sampler_picker = W.ToggleButtons(options=[(LABELS[s], s) for s in _samplers.SAMPLERS],
+                                              value=sampler, description="sampler")
+        self.steps_slider = W.IntSlider(value=steps, min=1, max=self.max_steps, description="steps N",
+                                        continuous_update=False, layout=W.Layout(width="60%"))
+        self.eta_slider = W.FloatSlider(value=eta, min=0.0, max=1.0, step=0.05, description="DDIM eta",
+                                        continuous_update=False)
+        self.on_change(self.sampler_picker, self.update)
+        self.on_change(self.steps_slider, self.update)
+        self.on_change(self.eta_slider, self.update)
+        self.update()
+        # Lay out once, then keep the axes fixed: re-running the layout engine per update costs time.
+        self.fig.draw_without_rendering()
+        self.fig.set_layout_engine("none")
+
+    # ---- state, read from the controls ----
+    @property
+    def sampler(self) -> str:
+        return self.sampler_picker.value
+
+    @property
+    def steps(self) -> int:
+        return self.steps_slider.value
+
+    @property
+    def eta(self) -> float:
+        return self.eta_slider.value
+
+    def controls(self) -> list[W.Widget]:
+        return [self.sampler_picker, W.HBox([self.steps_slider, self.eta_slider])]
+
+    # ---- plain methods (tests call them without a browser) ----
+    @staticmethod
+    def _check_sampler(name) -> str:
+        if name not in _samplers.SAMPLERS:
+            raise ValueError(f"sampler must be one of {list(_samplers.SAMPLERS)}, got {name!r}")
+        return name
+
+    def set_steps(self, steps: int) -> None:
+        """Set the step count N (1..max_steps) and redraw (DDPM ignores it)."""
+        self.steps_slider.value = check_int("steps", steps, 1, self.max_steps)
+
+    def set_sampler(self, name: str) -> None:
+        """Switch to ``ddpm``, ``ddim`` or ``heun`` and redraw."""
+        self.sampler_picker.value = self._check_sampler(name)
+
+    def set_eta(self, eta: float) -> None:
+        """Set DDIM's eta in [0, 1] and redraw (other samplers ignore it)."""
+        self.eta_slider.value = check_float("eta", eta, 0.0, 1.0)
+
+    def sample(self) -> _samplers.SampleResult:
+        """Run the chosen sampler from the app's fixed noise (and a fixed seed for DDPM/DDIM's z)."""
+        g = torch.Generator().manual_seed(self.seed + 1)
+        kwargs = {}
+        if self.sampler == "ddim":
+            kwargs = {"eta": self.eta, "sigma_max": self.sigma_max}
+        elif self.sampler == "heun":
+            kwargs = {"sigma_max": self.sigma_max}
+        return _samplers.run(self.sampler, self.eps_fn, self.schedule, self.noise, self.steps, generator=g, **kwargs)
+
+    def update(self) -> None:
+        """Sample, then move the existing artists to the new samples and paths and redraw."""
+        self.steps_slider.disabled = self.sampler == "ddpm"
+        self.eta_slider.disabled = self.sampler != "ddim"
+        result = self.sample()
+        x = result.x.detach().float()
+        finite = torch.isfinite(x).all(dim=1)
+        self.mmd2 = mmd2(x[finite], self.reference) if int(finite.sum()) >= 2 else float("nan")
+        self.result = result
+        self.samples.set_offsets(torch.nan_to_num(x).numpy())
+        self.samples.set_color(SAMPLER_COLORS.get(self.sampler, "tab:blue"))
+        if self.n_paths:
+            path = torch.stack([p[: self.n_paths] for p in result.trajectory]).detach().float()  # (steps+1, k, 2)
+            path = torch.nan_to_num(path).numpy()
+            for k, line in enumerate(self.paths):
+                line.set_data(path[:, k, 0], path[:, k, 1])
+            self.ends.set_offsets(path[-1])
+        steps = f"N = {self.steps}" if self.sampler != "ddpm" else f"N = T = {self.schedule.T}"
+        eta = f", eta = {self.eta:g}" if self.sampler == "ddim" else ""
+        floor = f"noise floor {self.floor.mean:.4f} $\\pm$ {self.floor.sd:.4f}"
+        self._title.set_text(f"{LABELS[self.sampler]} {steps}{eta}: NFE = {result.nfe}\n"
+                             f"MMD$^2$ = {self.mmd2:.4f} ({floor})")
+        self.redraw()

@@ -1,0 +1,119 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from labkit import oracle, train  # noqa: E402
+from labkit.widgets.samplers import SamplerApp  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def app(ring8, cosine):
+    # An untrained model costs what a trained one does and gives paths far from the target.
+    model = train.new_model(ring8, cosine, seed=0)
+    return SamplerApp(model.eps_fn(), cosine, ring8, n=200, n_paths=5, max_steps=64)
+
+
+def _artists(app):
+    return (app.samples.get_offsets().copy(), [np.column_stack(p.get_data()) for p in app.paths],
+            app._title.get_text())
+
+
+def _assert_finite(app):
+    offsets, paths, _ = _artists(app)
+    assert np.isfinite(offsets).all()
+    assert all(np.isfinite(p).all() for p in paths)
+    assert np.isfinite(app.mmd2)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "heun"])
+def test_step_slider_at_min_middle_and_max_changes_the_artists(app, sampler):
+    app.set_sampler(sampler)
+    app.set_steps(32)
+    for steps in (1, app.max_steps // 2 + 1, app.max_steps):
+        before = _artists(app)
+        app.set_steps(steps)
+        assert app.last_error is None, app.last_error
+        after = _artists(app)
+        assert not np.allclose(before[0], after[0]), f"{sampler} samples did not move at steps={steps}"
+        assert len(after[1][0]) == len(app.result.trajectory) == steps + 1
+        assert f"N = {steps}" in after[2] and f"NFE = {app.result.nfe}" in after[2]
+        _assert_finite(app)
+
+
+def test_nfe_in_title_follows_the_sampler(app):
+    app.set_steps(8)
+    app.set_sampler("ddim")
+    assert app.result.nfe == 8 and "NFE = 8" in app._title.get_text()
+    app.set_sampler("heun")
+    assert app.result.nfe == 15 and "NFE = 15" in app._title.get_text()
+
+
+def test_ddpm_ignores_the_step_count_and_disables_the_slider(app, cosine):
+    app.set_sampler("heun")
+    app.set_steps(4)
+    before = _artists(app)
+    app.set_sampler("ddpm")
+    assert app.last_error is None, app.last_error
+    assert app.steps_slider.disabled and app.eta_slider.disabled
+    assert app.result.nfe == cosine.T and len(app.result.trajectory) == cosine.T + 1
+    assert not np.allclose(before[0], _artists(app)[0])
+    _assert_finite(app)
+    app.set_sampler("ddim")
+    assert not app.steps_slider.disabled and not app.eta_slider.disabled
+
+
+def test_eta_makes_ddim_stochastic_and_is_reproducible(app):
+    app.set_sampler("ddim")
+    app.set_steps(16)
+    app.set_eta(0.0)
+    deterministic = app.samples.get_offsets().copy()
+    app.set_eta(1.0)
+    assert app.last_error is None, app.last_error
+    stochastic = app.samples.get_offsets().copy()
+    assert not np.allclose(deterministic, stochastic)
+    app.set_eta(0.5)
+    app.set_eta(1.0)  # fixed seed: the same picture again
+    np.testing.assert_allclose(app.samples.get_offsets(), stochastic)
+    app.set_eta(0.0)
+
+
+def test_updates_reuse_the_figure_and_its_artists(app):
+    fig, samples, lines = app.fig, app.samples, list(app.paths)
+    n_axes, n_collections = len(fig.axes), len(fig.axes[0].collections)
+    app.set_sampler("heun")
+    app.set_steps(3)
+    app.set_steps(5)
+    assert app.fig is fig and app.samples is samples and app.paths == lines
+    assert len(fig.axes) == n_axes and len(fig.axes[0].collections) == n_collections
+
+
+def test_bad_input_names_the_parameter(app, ring8, cosine):
+    with pytest.raises(ValueError, match="steps"):
+        app.set_steps(0)
+    with pytest.raises(ValueError, match="steps"):
+        app.set_steps(app.max_steps + 1)
+    with pytest.raises(ValueError, match="sampler"):
+        app.set_sampler("euler")
+    with pytest.raises(ValueError, match="eta"):
+        app.set_eta(1.5)
+    with pytest.raises(TypeError, match="eps_fn"):
+        SamplerApp(None, cosine, ring8)
+    with pytest.raises(ValueError, match="max_steps"):
+        SamplerApp(oracle.eps_fn(ring8, cosine), cosine, ring8, max_steps=5000)
+
+
+def test_the_exact_score_lands_on_the_target_and_an_untrained_model_does_not(ring8, cosine, app):
+    exact = SamplerApp(oracle.eps_fn(ring8, cosine), cosine, ring8, n=200, n_paths=3, steps=32)
+    assert exact.last_error is None
+    assert exact.mmd2 <= exact.floor.threshold
+    app.set_sampler("heun")
+    app.set_steps(32)
+    assert app.mmd2 > 10 * app.floor.threshold
+
+
+def test_widget_has_the_controls(app):
+    box = app.widget
+    assert app.sampler_picker in box.children and app.errors in box.children
