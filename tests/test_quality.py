@@ -1,0 +1,60 @@
+import json
+
+import pytest
+
+from labkit import oracle, quality
+
+
+@pytest.fixture(scope="module")
+def exact(ring8, cosine):
+    return oracle.eps_fn(ring8, cosine)
+
+
+@pytest.fixture(scope="module")
+def small(exact, ring8, cosine):
+    return quality.run_quality(exact, ring8, cosine, samplers="ddim,heun,ddpm", steps=(3, 1, 3), n=40, seeds=2,
+                               progress=False)
+
+
+def test_run_quality_returns_the_documented_json_shape(small, cosine):
+    assert set(small) == {"target", "schedule", "n", "seeds", "floor", "records"}
+    assert (small["target"], small["schedule"], small["n"], small["seeds"]) == ("ring8", "cosine", 40, 2)
+    assert set(small["floor"]) == {"mean", "sd"}
+    assert json.loads(json.dumps(small)) == small
+    keys = [(r["sampler"], r["steps"]) for r in small["records"]]
+    assert keys == [("ddim", 1), ("ddim", 3), ("heun", 1), ("heun", 3), ("ddpm", cosine.T)]  # one per pair
+    for r in small["records"]:
+        assert set(r) == {"sampler", "steps", "nfe", "mmd2_mean", "mmd2_sd", "mmd2"}
+        assert len(r["mmd2"]) == 2
+        assert r["mmd2_mean"] == pytest.approx(sum(r["mmd2"]) / 2)
+        assert r["mmd2_sd"] == pytest.approx(abs(r["mmd2"][0] - r["mmd2"][1]) / 2**0.5)
+
+
+def test_nfe_is_steps_for_ddim_and_2_steps_minus_1_for_heun(small, cosine):
+    nfe = {(r["sampler"], r["steps"]): r["nfe"] for r in small["records"]}
+    assert nfe == {("ddim", 1): 1, ("ddim", 3): 3, ("heun", 1): 1, ("heun", 3): 5, ("ddpm", cosine.T): cosine.T}
+
+
+def test_format_table_has_a_row_per_record_and_the_floor(small):
+    lines = quality.format_table(small).splitlines()
+    assert len(lines) == 1 + len(small["records"]) + 1
+    assert lines[-1].startswith("noise floor")
+
+
+def test_heun_and_ddim_reach_the_floor_by_32_steps_on_the_exact_score(exact, ring8, cosine):
+    result = quality.run_quality(exact, ring8, cosine, steps=(4, 32), n=1000, seeds=3, progress=False)
+    assert quality.at_floor(result, "ddim", 32), quality.format_table(result)
+    assert quality.at_floor(result, "heun", 32), quality.format_table(result)
+    # The check can fail: Heun with 4 steps (7 NFE) is far above the floor on ring8.
+    assert not quality.at_floor(result, "heun", 4), quality.format_table(result)
+
+
+def test_bad_arguments_name_the_parameter(exact, ring8, cosine):
+    with pytest.raises(ValueError, match="samplers"):
+        quality.run_quality(exact, ring8, cosine, samplers="ddim,euler", n=10, seeds=1, progress=False)
+    with pytest.raises(ValueError, match="steps"):
+        quality.run_quality(exact, ring8, cosine, steps=(0,), n=10, seeds=1, progress=False)
+    with pytest.raises(ValueError, match="n must"):
+        quality.run_quality(exact, ring8, cosine, n=1, seeds=1, progress=False)
+    with pytest.raises(ValueError, match="sampler"):
+        quality.at_floor({"floor": {"mean": 0.0, "sd": 0.0}, "records": []}, "heun", 4)
