@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_float
+from ._checks import check_float, check_int
+from .metrics import mmd2
+from .samplers import heun
 
 
 def cfg(model, classes, w: float = 0.0):
@@ -22,6 +24,9 @@ def cfg(model, classes, w: float = 0.0):
     conditional and null halves go through the model in one batched call.
     """
     w = check_float("w", w, low=0.0)
+    if not callable(model) or not isinstance(getattr(model, "num_classes", None), int):
+        raise TypeError(f"model must be callable as model(x, t, c) and have an int num_classes "
+                        f"(an EpsMLP or MixtureEps), got {type(model).__name__}")
     num_classes = model.num_classes
     if classes is None:
         if w != 0.0:
@@ -61,3 +66,78 @@ def cfg(model, classes, w: float = 0.0):
         return ((1.0 + w) * eps_c - w * eps_null).to(device=x.device, dtype=x.dtype)
 
     return eps_fn
+
+
+# --- The fidelity / diversity trade-off of guidance, measured per class -------------------------
+
+def class_spread(x: torch.Tensor) -> float:
+    """Diversity of a batch x (n, 2): the mean distance of its points to their mean."""
+    x = x.detach().to(torch.float64)
+    return float((x - x.mean(0)).norm(dim=1).mean())
+
+
+def precision(x: torch.Tensor, reference: torch.Tensor, k: int = 3) -> float:
+    """Fidelity of samples x against a reference sample (Kynkaenniemi et al. 2019, arXiv:1904.06991):
+    the fraction of x inside the union of balls around each reference point, of radius its
+    distance to its k-th nearest reference neighbour. recall(x, ref) = precision(ref, x)."""
+    k = check_int("k", k, 1, len(reference) - 1)
+    x, reference = x.detach().to(torch.float64), reference.detach().to(torch.float64)
+    radius = torch.cdist(reference, reference).kthvalue(k + 1, dim=1).values  # +1: skip the point itself
+    return float((torch.cdist(x, reference) <= radius[None, :]).any(dim=1).to(torch.float64).mean())
+
+
+def guidance_study(model, target, schedule, ws=(0.0, 1.0, 2.0, 4.0, 8.0), classes=None, n: int = 500,
+                   steps: int = 32, seed: int = 0) -> list[dict]:
+    """Fidelity and diversity of CFG samples of each class, for each w in ``ws``.
+
+    For each class c (default: all) and each w, ``n`` samples by Heun with ``steps`` steps from
+    the same noise (common random numbers: only w changes between rows of a class), compared with
+    ``n`` fresh points of p(x | c). Returns one dict per (c, w) with keys w, s (= 1 + w, the
+    diffusers/GLIDE scale), class, class_name, precision (fidelity: the share of samples on the
+    support of p(x | c)), recall (diversity: the share of p(x | c) covered by the samples), see
+    :func:`precision`, spread (diversity, :func:`class_spread`),
+    target_spread (the spread of p(x | c) itself), mmd2 (to p(x | c)), and floor (MMD^2 between
+    two target batches of class c: what a perfect sampler reaches).
+    """
+    ws = [check_float("w", w, low=0.0) for w in ws]
+    if not ws:
+        raise ValueError("ws must hold at least one guidance weight w >= 0")
+    n = check_int("n", n, 2, 100_000)
+    steps = check_int("steps", steps, 1, 10_000)
+    seed = check_int("seed", seed, 0, 2**62)
+    classes = list(range(target.num_classes)) if classes is None else [
+        check_int("classes", c, 0, target.num_classes - 1) for c in classes]
+    rows = []
+    for c in classes:
+        g = torch.Generator().manual_seed(seed + 7919 * c)
+        reference = target.sample(n, g, classes=c)[0]
+        floor = mmd2(target.sample(n, g, classes=c)[0], reference)
+        noise = torch.randn(n, 2, generator=g)
+        for w in ws:
+            x = heun(cfg(model, c, w), schedule, noise, steps).x
+            rows.append({"w": w, "s": 1.0 + w, "class": c, "class_name": target.class_names[c],
+                         "precision": precision(x, reference), "recall": precision(reference, x),
+                         "spread": class_spread(x), "target_spread": class_spread(reference),
+                         "mmd2": mmd2(x, reference), "floor": floor})
+    return rows
+
+
+STUDY_METRICS = ("precision", "recall", "spread", "target_spread", "mmd2", "floor")
+
+
+def summarize_study(rows: list[dict]) -> list[dict]:
+    """Average the rows of :func:`guidance_study` over classes: one dict per w."""
+    out = []
+    for w in dict.fromkeys(r["w"] for r in rows):
+        sel = [r for r in rows if r["w"] == w]
+        out.append({"w": w, "s": 1.0 + w, **{k: sum(r[k] for r in sel) / len(sel) for k in STUDY_METRICS}})
+    return out
+
+
+def format_study(rows: list[dict]) -> str:
+    """A plain-text table of :func:`guidance_study` or :func:`summarize_study` rows."""
+    cols = [k for k in ("class_name", "w", "s", *STUDY_METRICS) if rows and k in rows[0]]
+    lines = ["  ".join(f"{k:>13}" for k in cols)]
+    for r in rows:
+        lines.append("  ".join(f"{r[k]:>13}" if isinstance(r[k], str) else f"{r[k]:>13.3f}" for k in cols))
+    return "\n".join(lines)
