@@ -1,0 +1,44 @@
+import json
+
+import pytest
+
+from labkit import checkpoints
+from labkit.cli import main
+
+
+def test_quality_with_the_exact_score_writes_json_and_png(tmp_path, capsys):
+    out = tmp_path / "q"
+    rc = main(["quality", "--target", "ring8", "--exact", "--samplers", "ddim,heun", "--steps", "2,16",
+               "--n", "300", "--seeds", "2", "--out", str(out), "--quiet"])
+    assert rc == 0
+    data = json.loads((out / "quality.json").read_text())
+    assert data["target"] == "ring8" and data["eps"] == "exact"
+    assert {"mean", "sd"} == set(data["floor"])
+    assert [(r["sampler"], r["steps"], r["nfe"]) for r in data["records"]] == [
+        ("ddim", 2, 2), ("ddim", 16, 16), ("heun", 2, 3), ("heun", 16, 31)]
+    assert all(len(r["mmd2"]) == 2 for r in data["records"])
+    assert (out / "quality.png").stat().st_size > 10_000
+    table = capsys.readouterr().out
+    assert "noise floor" in table and "heun" in table
+
+
+def test_train_then_sample_loads_the_checkpoint(tmp_path, capsys):
+    ckpt = tmp_path / "m.pt"
+    assert main(["train", "--target", "moons", "--train-steps", "30", "--checkpoint", str(ckpt), "--quiet"]) == 0
+    model, meta = checkpoints.load(ckpt)
+    assert meta["target"] == "moons" and len(meta["history"]) == 30
+    csv = tmp_path / "s.csv"
+    assert main(["sample", "--target", "moons", "--checkpoint", str(ckpt), "--sampler", "ddim", "--steps", "4",
+                 "--n", "20", "--class", "1", "--w", "2", "--out", str(csv), "--quiet"]) == 0
+    assert len(csv.read_text().strip().splitlines()) == 21
+    assert "loaded" in capsys.readouterr().err
+
+
+def test_bad_arguments_give_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["quality", "--target", "nope", "--out", str(tmp_path)])
+    assert "invalid choice" in capsys.readouterr().err
+    rc = main(["quality", "--exact", "--steps", "0,4", "--out", str(tmp_path), "--quiet"])
+    assert rc == 2 and "steps must be in" in capsys.readouterr().err
+    rc = main(["quality", "--exact", "--n", "1", "--out", str(tmp_path), "--quiet"])
+    assert rc == 2 and "n must be in" in capsys.readouterr().err
