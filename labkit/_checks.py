@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
 
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
     """Return ``value`` as int if it is an integer in [low, high], else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+    # numbers.Integral also admits numpy integers (e.g. values read from an array).
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) and not (
         isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point()
+        and value.dtype != torch.bool
     ):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     value = int(value)
@@ -23,11 +26,15 @@ def check_int(name: str, value, low: int, high: int | None = None) -> int:
 def check_float(name: str, value, low: float | None = None, high: float | None = None,
                 low_open: bool = False) -> float:
     """Return ``value`` as a finite float in the given range, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not (
-        isinstance(value, torch.Tensor) and value.numel() == 1
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) and not (
+        isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool
+        and not value.is_complex()
     ):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float range
+        value = math.copysign(math.inf, value)
     lo = "(" if low_open else "["
     allowed = f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
     if not math.isfinite(value):

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoints, oracle, schedules, targets
+from ._checks import check_int
 from .guidance import cfg
 from .quality import DEFAULT_STEPS, format_table, parse_samplers, run_quality
 from .samplers import run as run_sampler
@@ -36,10 +37,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="load this checkpoint if it exists; otherwise train and save it here")
 
 
-def _model(args, quiet: bool):
-    """Load ``args.checkpoint`` when it exists, else train a fresh model (and save it if asked)."""
+def _model(args, quiet: bool, retrain: bool = False):
+    """Load ``args.checkpoint`` when it exists (unless ``retrain``), else train a fresh model (and
+    save it if asked)."""
     target, schedule = targets.get(args.target), schedules.get(args.schedule)
-    if args.checkpoint is not None and args.checkpoint.exists():
+    check_int("--seed", args.seed, 0, 2**62)
+    check_int("--train-steps", args.train_steps, 0, 10_000_000)
+    if not retrain and args.checkpoint is not None and args.checkpoint.exists():
         model, meta = checkpoints.load(args.checkpoint)
         if meta.get("target") not in (None, target.name) or meta.get("schedule") not in (None, schedule.name):
             raise SystemExit(f"error: {args.checkpoint} was trained on {meta.get('target')}/"
@@ -92,13 +96,14 @@ def cmd_quality(args) -> int:
 def cmd_train(args) -> int:
     if args.checkpoint is None:
         raise SystemExit("error: train needs --checkpoint PATH to save the model")
-    if args.checkpoint.exists():
-        args.checkpoint.unlink()
-    _model(args, args.quiet)
+    # The old checkpoint stays until the new one replaces it (checkpoints.save is atomic), so a
+    # bad argument or an error during training never loses it.
+    _model(args, args.quiet, retrain=True)
     return 0
 
 
 def cmd_sample(args) -> int:
+    check_int("--n", args.n, 1, 10_000_000)
     model, _, target, schedule = _model(args, args.quiet)
     if args.cls is not None and not 0 <= args.cls < target.num_classes:
         raise SystemExit(f"error: --class must be in [0, {target.num_classes - 1}] for {target.name}")

@@ -42,10 +42,18 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, scales=(0.5, 1.0, 2.0)) -> float:
     for name, s in (("x", x), ("y", y)):
         if len(s) < 2:
             raise ValueError(f"{name} must have at least 2 rows for the unbiased MMD, got {len(s)}")
-    scales = tuple(float(s) for s in scales)
+    try:
+        scales = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise TypeError(f"scales must be a sequence of numbers, got {scales!r}") from None
     if not scales or any(not s > 0 or s == float("inf") for s in scales):
         raise ValueError(f"scales must be a non-empty sequence of finite numbers > 0, got {scales}")
     x, y = x.to(torch.float64), y.to(torch.float64).to(x.device)
+    # With the median bandwidth MMD^2 does not change when both samples are scaled by one factor:
+    # dividing by the largest |coordinate| keeps squared distances clear of overflow and underflow.
+    size = float(torch.cat([x, y]).abs().max())
+    if size > 0:
+        x, y = x / size, y / size
     m, n = len(x), len(y)
     h = median_distance(torch.cat([x, y]))
     d_xx, d_yy, d_xy = (torch.cdist(a, b).square() for a, b in ((x, x), (y, y), (x, y)))
@@ -75,6 +83,8 @@ class Floor(NamedTuple):
 
 def noise_floor(target, n: int, repeats: int = 5, generator: torch.Generator | None = None) -> Floor:
     """The MMD^2 noise floor: mmd2 of two independent batches of ``n`` target points, ``repeats`` times."""
+    if not hasattr(target, "sample"):
+        raise TypeError(f"target must be a labkit Target, got {type(target).__name__}")
     n = check_int("n", n, 2, 1_000_000)
     repeats = check_int("repeats", repeats, 2, 10_000)
     check_generator(generator)

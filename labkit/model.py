@@ -60,8 +60,12 @@ class EpsMLP(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if c is None:
             c = torch.full((len(x),), self.null_class, dtype=torch.long, device=x.device)
-        h = torch.cat([x, time_embedding(t.to(x.dtype), self.time_dim, self.T), self.class_embedding(c)], dim=1)
-        return self.net(h)
+        # Inputs in another dtype than the weights (float64 noise, say) are computed in the weights'
+        # dtype and returned in x's dtype.
+        dtype = self.class_embedding.weight.dtype
+        xm = x.to(dtype)
+        h = torch.cat([xm, time_embedding(t.to(dtype), self.time_dim, self.T), self.class_embedding(c)], dim=1)
+        return self.net(h).to(x.dtype)
 
     def eps_fn(self, classes=None):
         """An eps function eps_fn(x, t) for ``classes`` (None: the null token, unconditional)."""

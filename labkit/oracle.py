@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import check_points
 from .schedules import Schedule
 from .targets import GaussianMixture
 
@@ -34,6 +35,7 @@ class MixtureEps:
 
     def score(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """grad_x log p_t(x | c) in float64."""
+        self._check(x, t)
         x = x.to(torch.float64)
         abar = self.schedule.abar(t.to(torch.float64))[:, None, None]              # (n, 1, 1)
         mu = abar.sqrt() * self.target.means[None]                                 # (n, K, 2)
@@ -48,7 +50,13 @@ class MixtureEps:
         r = torch.softmax(log_w, dim=1)                                            # (n, K)
         return -(r[..., None] * diff / var[..., None]).sum(1)
 
+    def _check(self, x, t) -> None:
+        check_points("x", x, dim=self.target.means.shape[1])
+        if not isinstance(t, torch.Tensor) or t.shape != (len(x),):
+            raise ValueError(f"t must be a tensor of shape ({len(x)},)")
+
     def __call__(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        self._check(x, t)
         abar = self.schedule.abar(t.to(torch.float64))[:, None]
         return (-(1 - abar).sqrt() * self.score(x, t, c)).to(x.dtype)
 

@@ -33,7 +33,11 @@ def _check_common(eps_fn, schedule, noise):
 
 
 def _eps(eps_fn, x, t: float):
-    return eps_fn(x, torch.full((len(x),), t, dtype=x.dtype, device=x.device))
+    eps = eps_fn(x, torch.full((len(x),), t, dtype=x.dtype, device=x.device))
+    if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
+        raise ValueError(f"eps_fn must return a tensor of x's shape {tuple(x.shape)}, "
+                         f"got {tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__}")
+    return eps
 
 
 @torch.inference_mode()
@@ -108,10 +112,16 @@ def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7
     """Karras et al. 2022, Eq. 5: sigma_i = (smax^(1/rho) + i/(N-1) (smin^(1/rho) - smax^(1/rho)))^rho,
     i = 0..N-1, followed by sigma_N = 0."""
     steps = check_int("steps", steps, 1, HEUN_MAX_STEPS)
+    sigma_max = check_float("sigma_max", sigma_max, 0.0, low_open=True)
+    sigma_min = check_float("sigma_min", sigma_min, 0.0, sigma_max, low_open=True)
+    rho = check_float("rho", rho, 0.0, 100.0, low_open=True)
     if steps == 1:
         return [sigma_max, 0.0]
-    a, b = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
-    return [(a + i / (steps - 1) * (b - a)) ** rho for i in range(steps)] + [0.0]
+    # The same formula with sigma_max^(1/rho) factored out, sigma_max (1 + i/(N-1) (r - 1))^rho with
+    # r = (smin/smax)^(1/rho) <= 1: sigma_max^(1/rho) itself overflows a float for small rho.
+    r = (sigma_min / sigma_max) ** (1 / rho)
+    inner = [sigma_max * (1 + i / (steps - 1) * (r - 1)) ** rho for i in range(1, steps - 1)]
+    return [sigma_max, *inner, sigma_min, 0.0]
 
 
 @torch.inference_mode()

@@ -16,6 +16,22 @@ import torch
 from ._checks import check_float, check_int, check_points
 
 
+def _as_real_tensor(name: str, value, **kwargs) -> torch.Tensor:
+    """``value`` as a real (non-bool, non-complex) tensor, else a TypeError naming ``name``.
+
+    Python floats become float64 (torch's default float32 would round them).
+    """
+    try:
+        tensor = torch.as_tensor(value, **kwargs)
+        if tensor.is_floating_point() and not isinstance(value, torch.Tensor):
+            tensor = torch.as_tensor(value, dtype=torch.float64, **kwargs)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"{name} must be a number or a tensor of numbers, got {type(value).__name__}") from None
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{name} must hold real numbers, got dtype {tensor.dtype}")
+    return tensor
+
+
 class Schedule:
     """A noise schedule given by its betas (length T, float64)."""
 
@@ -32,6 +48,10 @@ class Schedule:
         self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
         self.sigmas = ((1.0 - self.alphas_cumprod) / self.alphas_cumprod).sqrt()
         self._log_sigmas = self.sigmas.log()
+        if not (self.sigmas[0] > 0 and torch.isfinite(self.sigmas[-1])):
+            raise ValueError("betas must keep abar_t strictly inside (0, 1) in float64 "
+                             f"(abar_0 = {float(self.alphas_cumprod[0])!r}, "
+                             f"abar_{{T-1}} = {float(self.alphas_cumprod[-1])!r})")
         if not (self._log_sigmas[1:] > self._log_sigmas[:-1]).all():
             raise ValueError("betas must give a strictly decreasing abar_t")
 
@@ -52,7 +72,7 @@ class Schedule:
         return self.alphas_cumprod / (1.0 - self.alphas_cumprod)
 
     def _check_t(self, t) -> torch.Tensor:
-        t = torch.as_tensor(t)
+        t = _as_real_tensor("t", t)
         if not torch.isfinite(t.double()).all() or (t < 0).any() or (t > self.T - 1).any():
             raise ValueError(f"t must lie in [0, {self.T - 1}] (T = {self.T})")
         return t
@@ -68,9 +88,10 @@ class Schedule:
         ``t`` is an int or a long tensor of shape (n,); ``noise`` has the shape of ``x0``.
         """
         check_points("x0", x0, dim=None)
-        if not isinstance(noise, torch.Tensor) or noise.shape != x0.shape:
-            raise ValueError(f"noise must be a tensor of shape {tuple(x0.shape)}")
-        t = torch.as_tensor(t, device=x0.device)
+        check_points("noise", noise, dim=None)
+        if noise.shape != x0.shape:
+            raise ValueError(f"noise must have the shape of x0, {tuple(x0.shape)}, got {tuple(noise.shape)}")
+        t = _as_real_tensor("t", t, device=x0.device)
         if t.is_floating_point():
             raise TypeError("t must be an integer timestep (int or long tensor) for q_sample")
         if t.ndim == 0:
@@ -95,7 +116,7 @@ class Schedule:
         Exact at the grid points; ``sigma`` must lie in [sigma_0, sigma_{T-1}] (a relative
         slack of 1e-9 absorbs rounding at the ends).
         """
-        sigma = torch.as_tensor(sigma, dtype=torch.float64)
+        sigma = _as_real_tensor("sigma", sigma).to(torch.float64)
         if not torch.isfinite(sigma).all() or (sigma <= 0).any():
             raise ValueError("sigma must be finite and > 0")
         lo_s, hi_s = self.sigma_min, self.sigma_max
@@ -121,7 +142,11 @@ def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> S
     beta_end = check_float("beta_end", beta_end, beta_start, 1.0)
     if beta_end >= 1.0:
         raise ValueError(f"beta_end must be in [{beta_start}, 1), got {beta_end}")
-    return Schedule(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), name="linear")
+    try:
+        return Schedule(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), name="linear")
+    except ValueError as err:  # abar_t rounds to 1 or underflows to 0 in float64
+        raise ValueError(f"T = {T}, beta_start = {beta_start} and beta_end = {beta_end} give no usable "
+                         f"schedule: {err}") from None
 
 
 def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
@@ -140,7 +165,10 @@ def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule
         return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
 
     betas = [min(1 - f((t + 1) / T) / f(t / T), max_beta) for t in range(T)]
-    return Schedule(torch.tensor(betas, dtype=torch.float64), name="cosine")
+    try:
+        return Schedule(torch.tensor(betas, dtype=torch.float64), name="cosine")
+    except ValueError as err:  # abar_t rounds to 1 or underflows to 0 in float64
+        raise ValueError(f"T = {T}, s = {s} and max_beta = {max_beta} give no usable schedule: {err}") from None
 
 
 def get(name: str, T: int = 1000) -> Schedule:

@@ -46,6 +46,9 @@ class Target:
     def check_classes(self, classes, n: int) -> torch.Tensor:
         """``classes`` as a long tensor of shape (n,), each in [0, num_classes - 1]."""
         if isinstance(classes, int) and not isinstance(classes, bool):
+            if not 0 <= classes < self.num_classes:
+                raise ValueError(f"classes must lie in [0, {self.num_classes - 1}] for target {self.name!r}, "
+                                 f"got {classes}")
             classes = torch.full((n,), classes, dtype=torch.long)
         if not isinstance(classes, torch.Tensor) or classes.is_floating_point() or classes.dtype == torch.bool:
             raise TypeError("classes must be an int or an integer tensor of shape (n,)")
@@ -215,6 +218,8 @@ def names() -> list[str]:
 
 def get(name: str) -> Target:
     """The target called ``name`` (see :func:`names`)."""
+    if not isinstance(name, str):
+        raise TypeError(f"target must be a name (str) among {names()}, got {type(name).__name__}")
     if name not in _BUILDERS:
         raise ValueError(f"target must be one of {names()}, got {name!r}")
     if name not in _CACHE:

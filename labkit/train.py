@@ -29,6 +29,10 @@ POOL_SIZE = 65_536
 def new_model(target: Target, schedule: Schedule, seed: int = 0, **kwargs) -> EpsMLP:
     """A freshly initialised :class:`EpsMLP` for ``target`` and ``schedule`` (seeded)."""
     seed = check_int("seed", seed, 0, 2**63 - 1)
+    if not isinstance(target, Target):
+        raise TypeError(f"target must be a labkit Target, got {type(target).__name__}")
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a labkit Schedule, got {type(schedule).__name__}")
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -82,6 +86,12 @@ def train(model: EpsMLP, target: Target, schedule: Schedule, *, steps: int = DEF
     lr = check_float("lr", lr, 0.0, 1.0, low_open=True)
     p_uncond = check_float("p_uncond", p_uncond, 0.0, 1.0)
     seed = check_int("seed", seed, 0, 2**63 - 1)
+    if history is not None and not isinstance(history, list):
+        raise TypeError(f"history must be a list (appended to) or None, got {type(history).__name__}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(step, loss) or None, got {type(callback).__name__}")
+    if stop is not None and not (isinstance(stop, threading.Event) or callable(stop)):
+        raise TypeError(f"stop must be a threading.Event, a callable or None, got {type(stop).__name__}")
     history = [] if history is None else history
     should_stop = stop.is_set if isinstance(stop, threading.Event) else (stop or (lambda: False))
 
