@@ -1,0 +1,108 @@
+"""Course: execution time and peak memory of every chapter notebook, each in a fresh kernel.
+
+Each ``notebooks/NN_*.ipynb`` present is executed top to bottom with nbclient (in memory; the
+committed files are not touched) in a new kernel started in notebooks/, once with the default
+thread settings and once with torch limited to one thread (OMP_NUM_THREADS=1, as on a one-core
+Binder). The time is the wall time of the whole execution, kernel start included. A last cell
+added to the copy reads the kernel's own peak resident memory (``ru_maxrss``) and torch's thread
+count. Bars (COURSE.md section 5): all chapters in <= 4 min in total, each kernel <= 1 GB.
+
+    python benchmarks/course.py [--threads default,1] [NN_name ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from contextlib import contextmanager
+
+import nbformat
+from common import ROOT, write_result
+from nbclient import NotebookClient
+
+NOTEBOOKS = ROOT / "notebooks"
+BAR_TOTAL_S = 240.0
+BAR_RSS_MB = 1000.0  # 1 GB = 10^9 bytes
+PROBE = """import json as _json, resource as _resource, sys as _sys
+_torch = _sys.modules.get("torch")
+print("BENCH_PROBE" + _json.dumps({"maxrss_kb": _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss,
+      "torch_threads": _torch.get_num_threads() if _torch else None}))"""
+
+
+@contextmanager
+def thread_env(threads: str):
+    """Environment for the kernel: unchanged for 'default', else OMP/MKL limited to ``threads``."""
+    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        for k in keys:
+            if threads == "default":
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = threads
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def run_notebook(path, threads: str) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+    error = None
+    with thread_env(threads):
+        start = time.perf_counter()
+        try:
+            client.execute()
+        except Exception as exc:  # a failing chapter is reported, not fatal to the benchmark
+            error = f"{type(exc).__name__}: {str(exc)[-500:]}"
+        seconds = time.perf_counter() - start
+    probe = {}
+    for out in nb.cells[-1].get("outputs", []):
+        text = out.get("text", "")
+        if "BENCH_PROBE" in text:
+            probe = json.loads(text.split("BENCH_PROBE", 1)[1])
+    rss_mb = probe["maxrss_kb"] * 1024 / 1e6 if probe else None
+    return {"notebook": path.name, "threads": threads, "seconds": seconds, "peak_rss_mb": rss_mb,
+            "torch_threads": probe.get("torch_threads"), "error": error}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="notebook names (default: every notebooks/NN_*.ipynb)")
+    parser.add_argument("--threads", default="default,1")
+    args = parser.parse_args(argv)
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if args.names:
+        paths = [p for p in paths if p.stem in args.names or p.name in args.names]
+    runs = {}
+    for threads in args.threads.split(","):
+        rows = []
+        for path in paths:
+            row = run_notebook(path, threads)
+            rows.append(row)
+            rss = f"{row['peak_rss_mb']:7.0f} MB" if row["peak_rss_mb"] else "      ? MB"
+            print(f"threads={threads:<8} {path.name:<28} {row['seconds']:7.1f} s  peak RSS {rss}  "
+                  f"torch threads {row['torch_threads']}  {row['error'] or ''}", flush=True)
+        total = sum(r["seconds"] for r in rows)
+        peak = max((r["peak_rss_mb"] or 0.0) for r in rows) if rows else 0.0
+        runs[threads] = {"chapters": rows, "total_s": total, "max_peak_rss_mb": peak,
+                         "errors": [r["notebook"] for r in rows if r["error"]]}
+        print(f"threads={threads}: total {total:.1f} s, largest peak RSS {peak:.0f} MB")
+    bars = []
+    for threads, run in runs.items():
+        bars.append({"name": f"all chapters execute in <= 4 min (threads: {threads})", "limit_s": BAR_TOTAL_S,
+                     "value_s": run["total_s"], "pass": run["total_s"] <= BAR_TOTAL_S and not run["errors"]})
+        bars.append({"name": f"each kernel's peak RSS <= 1 GB (threads: {threads})", "limit_mb": BAR_RSS_MB,
+                     "value_mb": run["max_peak_rss_mb"], "pass": 0 < run["max_peak_rss_mb"] <= BAR_RSS_MB})
+    write_result("course", {"notebooks": [p.name for p in paths], "runs": runs, "bars": bars})
+
+
+if __name__ == "__main__":
+    main()

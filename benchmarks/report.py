@@ -1,0 +1,204 @@
+"""Write benchmarks/RESULTS.md from benchmarks/results/*.json (run by run_all.py; can be re-run alone).
+
+The hand-written findings in benchmarks/NOTES.md (profiles, causes of missed bars, recommended
+fixes) are appended unchanged.
+"""
+
+from __future__ import annotations
+
+from common import HERE, load_result
+
+OUT = HERE / "RESULTS.md"
+
+
+def fmt(v, spec=".2f", none="-"):
+    return none if v is None else format(v, spec)
+
+
+def table(header, rows) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def verdict(ok) -> str:
+    return "**pass**" if ok else "**FAIL**"
+
+
+def collect_bars(results) -> list[tuple[str, str, str, str]]:
+    rows = []
+    ttq, sd, df, wl, co = (results.get(k) for k in
+                           ("time_to_quality", "vs_smalldiffusion", "vs_diffusers", "widget_latency", "course"))
+    if ttq and ttq.get("bar"):
+        b = ttq["bar"]
+        rows.append(("Time to quality, ring8 (DDPM-1000 and Heun-16 at the floor)", f"<= {b['limit_s']:.0f} s",
+                     fmt(b["value_s"], ".1f", "not reached") + " s", verdict(b["pass"])))
+    if sd:
+        b, s = sd["bar"], sd["summary"]
+        value = "-" if b["value"] is None else ("> " if s["speedup_is_lower_bound"] else "") + f"{b['value']:.2f}x"
+        rows.append(("labkit vs smalldiffusion, training time to the floor (ring8)", ">= 5x faster", value,
+                     verdict(b["pass"])))
+    if df:
+        for b in df["bars"]:
+            value = f"{b['value']:.1e}" if "agree" in b["name"] else f"{b['value']:.2f}x (slowest case)"
+            rows.append((b["name"], f"<= {b['limit']:.0e}" if "agree" in b["name"] else ">= 1", value,
+                         verdict(b["pass"])))
+    if wl:
+        for b in wl["bars"]:
+            rows.append((b["name"], f"<= {b['limit_ms']:.0f} ms", f"{b['value_ms']:.1f} ms", verdict(b["pass"])))
+    if co:
+        for b in co["bars"]:
+            if "limit_s" in b:
+                rows.append((b["name"], "<= 240 s", f"{b['value_s']:.0f} s", verdict(b["pass"])))
+            else:
+                rows.append((b["name"], "<= 1000 MB", f"{b['value_mb']:.0f} MB", verdict(b["pass"])))
+    return rows
+
+
+def section_ttq(r) -> list[str]:
+    lines = ["## Time to quality (`time_to_quality.py`)", "",
+             f"Default recipe ({', '.join(f'{k}={v}' for k, v in r['defaults'].items())}); complete runs of increasing "
+             f"length, a fresh model each; n = {r['n']} per seed, {r['seeds']} seeds; at floor = mean MMD^2 <= floor "
+             "mean + 2 floor sd (floor from 20 pairs of fresh target batches). DDPM is only run when Heun-16 is "
+             "already at the floor. Time = training wall time (median of the repeats listed).", ""]
+    rows = []
+    for t in r["targets"]:
+        for run in t["runs"]:
+            h, d = run["heun16"], run["ddpm"]
+            rows.append((t["target"], run["steps"], fmt(run["train_s"], ".2f"), fmt(h["mmd2_mean"], ".5f"),
+                         fmt(d["mmd2_mean"] if d else None, ".5f", "skipped"), fmt(h["threshold"], ".5f"),
+                         "yes" if run["at_floor"] else "no"))
+    lines += table(["target", "train steps", "train s", "Heun-16 MMD^2", "DDPM-1000 MMD^2", "floor + 2 sd",
+                    "at floor"], rows)
+    rows = [(t["target"], fmt(t["steps_to_quality"], "d", "not reached"),
+             fmt(t["seconds_to_quality"], ".2f", "not reached"),
+             ", ".join(f"{x:.2f}" for x in t["timing_repeats"]) or "-") for t in r["targets"]]
+    lines += ["Summary:", ""] + table(["target", "steps to quality", "seconds to quality", "timings (s)"], rows)
+    return lines
+
+
+def section_sd(r) -> list[str]:
+    s, p = r["summary"], r["smalldiffusion"]
+    eq = s["smalldiffusion_at_labkit_time"]
+    lines = ["## labkit vs smalldiffusion (`vs_smalldiffusion.py`)", "",
+             f"smalldiffusion {p['smalldiffusion']} (torch {p['torch']}, {p['torch_threads']} threads, its own venv), "
+             f"recipe: {p['recipe']}; trained on a pool of ring8 points; checked every {p['every']} steps (clock "
+             f"stopped while checking), budget {p['budget_s']:.0f} s. labkit: the ring8 time-to-quality walk, "
+             "in the same run. Same check for both (same noise, reference batches and floor).", ""]
+    rows = [("labkit (Heun-16 and DDPM-1000 at floor)", fmt(s["labkit_steps"], "d"), fmt(s["labkit_s"], ".2f"),
+             f"{fmt(s['labkit_heun16_mmd2'], '.5f')} / {fmt(s['labkit_ddpm_mmd2'], '.5f')}"),
+            ("smalldiffusion (its sampler, 20 steps, gam = 2)", fmt(s["smalldiffusion_steps"], "d", "not reached"),
+             fmt(s["smalldiffusion_s"], ".2f", f"> {s['smalldiffusion_budget_s']:.0f}"),
+             fmt(next((c["mmd2_mean"] for c in p["checkpoints"] if c["at_floor"]), None), ".5f", "-"))]
+    lines += table(["library", "steps to floor", "training s to floor", "MMD^2 there"], rows)
+    lines += [f"Floor + 2 sd = {s['threshold']:.5f}. Speedup (smalldiffusion time / labkit time): "
+              f"{'> ' if s['speedup_is_lower_bound'] else ''}{fmt(s['speedup'], '.2f')}x.", ""]
+    if eq:
+        lines += [f"smalldiffusion after the training time labkit needed ({eq['train_s']:.2f} s, {eq['steps']} steps): "
+                  f"MMD^2 = {eq['mmd2_mean']:.5f}.", ""]
+    rows = [(c["steps"], fmt(c["train_s"], ".2f"), fmt(c["mmd2_mean"], ".5f"), "yes" if c["at_floor"] else "no")
+            for c in p["checkpoints"]]
+    lines += ["smalldiffusion checkpoints:", ""] + table(["steps", "train s", "MMD^2", "at floor"], rows)
+    return lines
+
+
+def section_df(r) -> list[str]:
+    lines = ["## labkit vs diffusers sampler loops (`vs_diffusers.py`)", "",
+             f"diffusers {r['diffusers']}; eps function: labkit's EpsMLP (ring8, {r['train_steps']} training steps). "
+             "DDIM: `DDIMScheduler(squaredcos_cap_v2, timestep_spacing='trailing', set_alpha_to_one=True, "
+             "clip_sample=False)` vs `labkit.samplers.ddim(..., sigma_max=None)`. Heun: "
+             "`HeunDiscreteScheduler(squaredcos_cap_v2, use_karras_sigmas=True)` vs `labkit.samplers.heun(..., "
+             "sigma_max=schedule.sigma_max)` (diffusers' Karras sigmas start at the schedule's largest sigma, about "
+             "2e4; labkit's default starts at 80). Times: median of interleaved repeats; ratio = diffusers / labkit.",
+             ""]
+    rows = [(x["sampler"], x["n"], x.get("nfe_labkit"), x.get("nfe_diffusers", "-"), fmt(x["labkit_s"] * 1e3, ".1f"),
+             fmt(x["diffusers_s"] * 1e3 if "diffusers_s" in x else None, ".1f"), fmt(x.get("ratio"), ".2f"))
+            for x in r["rows"]]
+    lines += table(["sampler", "n", "NFE labkit", "NFE diffusers", "labkit ms", "diffusers ms", "ratio"], rows)
+    rows = [(a["eps"], a["sampler"], a["diffusers_schedule"], f"{a['max_abs_diff']:.2e}", f"{a['max_abs_x']:.3g}")
+            for a in r["agreement"]]
+    lines += ["Agreement of the final samples (n = 300):", ""]
+    lines += table(["eps function", "sampler", "diffusers' abar", "max abs diff", "max abs x"], rows)
+    return lines
+
+
+def section_wl(r) -> list[str]:
+    lines = ["## Widget latency (`widget_latency.py`)", "",
+             f"Backend {r['backend']} (headless); measured through {r['measured_through']}. Score field: "
+             "`ScoreFieldApp.set_t` (one panel, 16 x 16 grid, noised cloud). Samples: `SamplerApp.update` "
+             "(Heun-16, 300 points; includes the MMD^2 the app shows). 'bare' = the same model call, artist update "
+             "and Agg draw without the app.", ""]
+    rows = [(k, v["count"], fmt(v["p50_ms"], ".2f"), fmt(v["p95_ms"], ".2f"), fmt(v["max_ms"], ".2f"))
+            for k, v in r["results"].items()]
+    return lines + table(["measurement", "updates", "p50 ms", "p95 ms", "max ms"], rows)
+
+
+def section_course(r) -> list[str]:
+    lines = ["## Course (`course.py`)", "",
+             f"Chapters measured: {', '.join(r['notebooks']) or 'none'}. Each executed in a fresh kernel with "
+             "nbclient (kernel start included); peak RSS = the kernel's ru_maxrss.", ""]
+    rows = []
+    for threads, run in r["runs"].items():
+        for c in run["chapters"]:
+            rows.append((threads, c["notebook"], fmt(c["seconds"], ".1f"), fmt(c["peak_rss_mb"], ".0f"),
+                         c["torch_threads"], c["error"] or ""))
+        rows.append((threads, "**total**", f"**{run['total_s']:.1f}**", f"max {run['max_peak_rss_mb']:.0f}", "", ""))
+    return lines + table(["threads", "notebook", "seconds", "peak RSS MB", "torch threads", "error"], rows)
+
+
+def section_tp(r) -> list[str]:
+    f = r["flops"]
+    lines = ["## Sampling throughput vs the FLOP bound (`throughput.py`)", "",
+             f"Model layers (in, out): {f['layers']}; {f['matmul_per_row']} matmul FLOPs + {f['bias_per_row']} bias "
+             f"adds per row (+ {f['silu_units_per_row']} SiLU and {f['time_embedding_sincos_per_row']} sin/cos, "
+             f"elementwise). DDPM-{r['T']} on {r['n']} points = {next(iter(r['threads'].values()))['gflop_total']:.1f} "
+             "GFLOP.", ""]
+    rows = [(th, fmt(x["ddpm_s"], ".2f"), fmt(x["model_calls_s"], ".2f"), fmt(x["bare_forward_s"], ".2f"),
+             fmt(x["sampler_only_s"], ".3f"), fmt(x["achieved_gflops"], ".1f"), fmt(x["matmul_gflops_large"], ".1f"),
+             fmt(x["matmul_gflops_model_shape"], ".1f"), f"{x['fraction_of_large']:.0%}",
+             f"{x['fraction_of_model_shape']:.0%}", fmt(x["train_steps_per_s"], ".0f"))
+            for th, x in r["threads"].items()]
+    return lines + table(["torch threads", "DDPM s", "1000 eps_fn calls s", "1000 bare forwards s",
+                          "sampler alone s", "achieved GFLOP/s", "matmul GFLOP/s 2048^3",
+                          "matmul GFLOP/s 1000x128x128", "fraction (2048^3)", "fraction (model shape)",
+                          "training steps/s"], rows)
+
+
+def main():
+    names = ["time_to_quality", "vs_smalldiffusion", "vs_diffusers", "widget_latency", "course", "throughput"]
+    results = {k: load_result(k) for k in names}
+    run = load_result("run_all") or {}
+    any_result = next((v for v in results.values() if v), None)
+    m = any_result["machine"] if any_result else {}
+    lines = ["# Benchmarks", "",
+             "Generated by `benchmarks/report.py` from `benchmarks/results/*.json`. Reproduce with:", "",
+             "```", run.get("command", "python benchmarks/run_all.py"), "```", ""]
+    if m:
+        lines += [f"- Machine: {m['cpu_model']}, {m['cpu_count']} cores, {m['platform']}",
+                  f"- Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads by default)"]
+    if run:
+        lines += [f"- Run: {run['started_utc']} to {run['finished_utc']} UTC, {run['total_s']:.0f} s in all"]
+        lines += ["- Load average (1, 5, 15 min) before each script: " + "; ".join(
+            f"{s['name']} {s['loadavg_before'][0]:.2f}, {s['loadavg_before'][1]:.2f}, {s['loadavg_before'][2]:.2f}"
+            f" ({s['seconds']:.0f} s)" for s in run["scripts"])]
+    lines += ["", "## Bars", ""]
+    lines += table(["bar", "limit", "measured", "verdict"], collect_bars(results))
+    for key, section in (("time_to_quality", section_ttq), ("vs_smalldiffusion", section_sd),
+                         ("vs_diffusers", section_df), ("widget_latency", section_wl), ("course", section_course),
+                         ("throughput", section_tp)):
+        if results[key]:
+            r = results[key]
+            lines += section(r)
+            lines += [f"_{key}: measured {r['machine']['date_utc']} UTC, load average "
+                      f"{', '.join(f'{x:.2f}' for x in r['machine']['loadavg'])} at the end._", ""]
+        else:
+            lines += [f"## {key}", "", "Not measured in this run.", ""]
+    notes = HERE / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
+    OUT.write_text("\n".join(lines))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

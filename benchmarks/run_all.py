@@ -1,0 +1,56 @@
+"""Run every benchmark, each in a fresh process, then write benchmarks/RESULTS.md.
+
+    python benchmarks/run_all.py            # all questions, about 10-15 min on 2 idle cores
+    python benchmarks/run_all.py --only widget_latency,vs_diffusers
+
+The first run also creates the smalldiffusion peer environment (benchmarks/.venv-peer, about
+5.5 GB, a few minutes; not counted in the timings). Results: benchmarks/results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import report
+from common import HERE, RESULTS
+
+SCRIPTS = ["throughput", "widget_latency", "vs_diffusers", "time_to_quality", "vs_smalldiffusion", "course"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SCRIPTS), help=f"comma-separated subset of {SCRIPTS}")
+    args = parser.parse_args(argv)
+    chosen = [s for s in args.only.split(",") if s]
+    unknown = set(chosen) - set(SCRIPTS)
+    if unknown:
+        raise SystemExit(f"--only must name scripts among {SCRIPTS}, got {sorted(unknown)}")
+    RESULTS.mkdir(exist_ok=True)
+    command = "python benchmarks/run_all.py" + ("" if chosen == SCRIPTS else f" --only {args.only}")
+    log = {"command": command,
+           "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), "scripts": []}
+    start_all = time.perf_counter()
+    for name in chosen:
+        print(f"=== {name} (load average {os.getloadavg()[0]:.2f})", flush=True)
+        load_before = list(os.getloadavg())
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(HERE / f"{name}.py")], cwd=HERE)
+        log["scripts"].append({"name": name, "seconds": time.perf_counter() - start, "returncode": proc.returncode,
+                               "loadavg_before": load_before, "loadavg_after": list(os.getloadavg())})
+        print(f"=== {name} done in {time.perf_counter() - start:.0f} s (exit {proc.returncode})", flush=True)
+    log["total_s"] = time.perf_counter() - start_all
+    log["finished_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    (RESULTS / "run_all.json").write_text(json.dumps(log, indent=1) + "\n")
+    report.main()
+    print(f"all done in {log['total_s']:.0f} s")
+    return 0 if all(s["returncode"] == 0 for s in log["scripts"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
