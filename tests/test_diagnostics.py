@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from labkit import oracle
-from labkit.diagnostics import dsm_loss_by_t, eps_error_by_t
+from labkit.diagnostics import dsm_loss_by_t, eps_error_by_t, mode_stats
 from tests.conftest import gen
 
 
@@ -58,3 +58,17 @@ def test_diagnostics_reject_bad_timesteps_and_sizes(ring8, cosine):
         dsm_loss_by_t(exact, cosine, ring8, [0], n=0)
     with pytest.raises(TypeError, match="target"):
         dsm_loss_by_t(exact, cosine, "ring8", [0])
+
+
+def test_mode_stats_recover_the_weights_and_sd_of_ring8_and_see_blur(ring8):
+    x, _ = ring8.sample(8000, gen(4))
+    stats = mode_stats(x, ring8)
+    assert stats.shares.sum().item() == pytest.approx(1.0)
+    assert torch.allclose(stats.shares, ring8.weights, atol=0.015)
+    assert stats.rms_distance == pytest.approx(0.1, rel=0.03)
+    blurred = mode_stats(x + 0.2 * torch.randn(x.shape, generator=gen(5)), ring8)
+    assert blurred.rms_distance == pytest.approx((0.1**2 + 0.2**2) ** 0.5, rel=0.05)
+    collapsed = mode_stats(ring8.means[torch.zeros(10, dtype=torch.long)].float(), ring8)
+    assert collapsed.rms_distance == 0.0 and collapsed.shares[0] == 1.0
+    with pytest.raises(TypeError, match="target"):
+        mode_stats(x, "ring8")
