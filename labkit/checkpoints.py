@@ -40,8 +40,12 @@ def save(model: EpsMLP, path, *, target: str | None = None, schedule: str | None
     }
     payload["sha256"] = _digest(payload)
     tmp = f"{os.fspath(path)}.tmp"
-    torch.save(payload, tmp)
-    os.replace(tmp, path)  # a crash while writing never leaves a half-written checkpoint
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)  # a crash while writing never leaves a half-written checkpoint
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _digest(payload: dict) -> str:
@@ -89,6 +93,9 @@ def load(path, map_location="cpu") -> tuple[EpsMLP, dict]:
         if got != shapes:
             raise ValueError(f"expected tensors {sorted(shapes)} of the config's shapes")
         model = EpsMLP(**payload["config"])
+        dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+        if len(dtypes) == 1:  # a float64 model comes back in float64, bit for bit
+            model = model.to(dtypes.pop())
         model.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
         raise CheckpointError(f"{path}: weights do not match the EpsMLP architecture "

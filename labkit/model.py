@@ -42,6 +42,8 @@ class EpsMLP(nn.Module):
             "time_dim": check_int("time_dim", time_dim, 2, 4096),
             "class_dim": check_int("class_dim", class_dim, 1, 4096),
         }
+        if time_dim % 2:
+            raise ValueError(f"time_dim must be even (sin and cos features), got {time_dim}")
         self.num_classes, self.T, self.dim, self.time_dim = num_classes, T, dim, time_dim
         # One extra row: index num_classes is the null token (no label), trained by label dropout.
         self.class_embedding = nn.Embedding(num_classes + 1, class_dim)
