@@ -141,7 +141,7 @@ print("share of unconditional samples per mode:", np.round(np.bincount(nearest_m
 # |---:|---:|---|
 # | $-1$ (not allowed in labkit) | 0 | unconditional model |
 # | 0 | 1 | conditional model, no guidance |
-# | 2 | 3 | GLIDE's scale 3 |
+# | 2 | 3 | moderate guidance |
 # | 6.5 | 7.5 | diffusers' default for Stable Diffusion |
 #
 # `labkit.guidance.cfg` sends the conditional and the null halves through the network in one
