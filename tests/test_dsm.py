@@ -126,3 +126,9 @@ def test_bad_input_names_the_parameter(ring8):
         dsm.error_by_distance(lambda x: x, ring8, 0.5, torch.zeros(3, 2), [1.0, 0.5])
     out = dsm.error_by_distance(lambda x: x, ring8, 0.5, torch.zeros(3, 2), [0.0, 1.0, 3.0])
     assert math.isnan(out[0]) and math.isfinite(out[1])  # origin is at distance 2 from every mean
+
+
+def test_training_restores_the_thread_setting(ring8):
+    before = torch.get_num_threads()
+    dsm.train_single_sigma(ring8, 1.0, steps=2)
+    assert torch.get_num_threads() == before
