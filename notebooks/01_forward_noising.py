@@ -201,7 +201,7 @@ print("linear abar_t < cosine abar_t for t <", int((linear.alphas_cumprod < cosi
 
 # %%
 app = NoisingApp(target="ring8", schedule="cosine", t=200, n=1000, seed=0)
-app
+app  # noqa: B018 (the widget is displayed as the cell's value)
 
 # %% [markdown]
 # The widget's update is a plain method, so it can also be driven from code (this is how the tests

@@ -75,7 +75,8 @@ print(ring8, cosine)
 # $v_k = \bar\alpha_t s_k^2 + 1 - \bar\alpha_t$. Hence $p_t$ is a mixture too and
 #
 # $$\nabla_x \log p_t(x) = -\sum_k r_k(x)\,\frac{x - \sqrt{\bar\alpha_t}\mu_k}{v_k},\qquad
-#   r_k(x) = \frac{\pi_k \mathcal N(x; \sqrt{\bar\alpha_t}\mu_k, v_k I)}{\sum_j \pi_j \mathcal N(x; \sqrt{\bar\alpha_t}\mu_j, v_j I)} ,$$
+#   r_k(x) = \frac{\pi_k \mathcal N(x; \sqrt{\bar\alpha_t}\mu_k, v_k I)}
+#   {\sum_j \pi_j \mathcal N(x; \sqrt{\bar\alpha_t}\mu_j, v_j I)} ,$$
 #
 # each component pulling $x$ to its centre, weighted by how responsible it is for $x$. This is
 # `labkit.oracle.MixtureEps.score`, valid at any (fractional) $t$:
@@ -150,8 +151,8 @@ for ax, t in zip(axes, [5, 150, 400, 800], strict=True):
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-print("largest |score| on the grid:",
-      {t: f"{fields.score_field(exact, cosine, float(t), points).norm(dim=1).max().item():.3g}" for t in [5, 150, 400, 800]})
+largest = {t: fields.score_field(exact, cosine, float(t), points).norm(dim=1).max().item() for t in [5, 150, 400, 800]}
+print("largest |score| on the grid:", {t: f"{v:.3g}" for t, v in largest.items()})
 
 # %% [markdown]
 # At small $t$ every arrow points to the nearest mode and grows with the distance $d$ to it, as
@@ -244,7 +245,8 @@ ax.set_xlabel("distance to the nearest mode centre")
 ax.set_ylabel(r"mean $\sigma\,|s_\theta - \nabla\log p_\sigma|$")
 ax.legend(fontsize=8)
 for name, err in by_distance.items():
-    print(f"sigma = {sigmas[name]:<4}: error near the data {err[0]:.3f}, beyond distance 1.5: {np.nanmean(err[6:]):.3f}")
+    far = np.nanmean(err[6:])
+    print(f"sigma = {sigmas[name]:<4}: error near the data {err[0]:.3f}, beyond distance 1.5: {far:.3f}")
 
 # %% [markdown]
 # **Too small a $\sigma$: no signal far from the data.** At $\sigma = 0.05$ every training input
@@ -299,7 +301,7 @@ for name, sigma in sigmas.items():
 
 # %%
 app = ScoreFieldApp(cosine, {"exact score of the noised ring": exact}, target=ring8, t=100)
-app
+app  # noqa: B018 (the widget is displayed as the cell's value)
 
 # %% [markdown]
 # Its update is a plain method (the tests drive it the same way): after `set_t`, the arrows are the
