@@ -14,6 +14,9 @@ from ._checks import check_float, check_int
 from .metrics import mmd2
 from .samplers import heun
 
+# Beyond this the guided eps is dominated by w (eps_c - eps_null) and float32 outputs head for inf.
+W_MAX = 1e4
+
 
 def cfg(model, classes, w: float = 0.0):
     """The guided eps function eps_fn(x, t) of ``model`` for ``classes``.
@@ -21,9 +24,9 @@ def cfg(model, classes, w: float = 0.0):
     ``model(x, t, c)`` takes labels c with ``model.num_classes`` as the null token (an
     :class:`~labkit.model.EpsMLP` or :class:`~labkit.oracle.MixtureEps`). ``classes`` is an int,
     a long tensor of shape (n,), or None for unconditional (only with w = 0). For w > 0 the
-    conditional and null halves go through the model in one batched call.
+    conditional and null halves go through the model in one batched call. w lies in [0, W_MAX].
     """
-    w = check_float("w", w, low=0.0)
+    w = check_float("w", w, 0.0, W_MAX)
     if not callable(model) or not isinstance(getattr(model, "num_classes", None), int):
         raise TypeError(f"model must be callable as model(x, t, c) and have an int num_classes "
                         f"(an EpsMLP or MixtureEps), got {type(model).__name__}")

@@ -382,7 +382,8 @@ def test_samplers_reject_bad_input_naming_it(sampler, case):
 # ---------------------------------------------------------------- classifier-free guidance
 
 @FUZZ
-@given(exact=st.booleans(), w=st.one_of(st.just(0.0), st.just(1e4), st.floats(0, 50)), n=st.integers(1, 12),
+@given(exact=st.booleans(), w=st.one_of(st.just(0.0), st.just(guidance.W_MAX), st.floats(0, 50)),
+       n=st.integers(1, 12),
        dtype=DTYPES, mode=st.sampled_from(["none", "int", "null", "tensor"]), seed=SEEDS, data=st.data())
 def test_cfg_gives_finite_eps_of_x_shape_and_dtype(exact, w, n, dtype, mode, seed, data):
     schedule = schedules.cosine(T=16)
@@ -404,7 +405,8 @@ def test_cfg_gives_finite_eps_of_x_shape_and_dtype(exact, w, n, dtype, mode, see
 
 @FUZZ
 @given(case=st.one_of(
-    st.tuples(st.just("w"), st.one_of(st.floats(max_value=-1e-12), BAD_FLOATS, NOT_REALS)),
+    st.tuples(st.just("w"), st.one_of(st.floats(max_value=-1e-12), st.floats(min_value=guidance.W_MAX * 1.000001),
+                                      BAD_FLOATS, NOT_REALS)),
     st.tuples(st.just("classes"), st.one_of(st.integers(max_value=-1), st.integers(9, 10**6), st.floats(0, 3),
                                             st.just(torch.zeros(2, 2, dtype=torch.long)),
                                             st.just(torch.tensor([0.5])), st.just(torch.tensor([9])))),
@@ -429,6 +431,50 @@ def test_cfg_rejects_bad_input_naming_it(case):
         args = {"x 1d": (torch.zeros(3), t), "t shape": (x, torch.zeros(2)),
                 "classes length": (torch.zeros(4, 2), torch.zeros(4))}[value]
         rejects(lambda: fn(*args), value.split()[0])
+
+
+@FUZZ
+@given(name=st.sampled_from(samplers.SAMPLERS), exact=st.booleans(),
+       w=st.one_of(st.just(0.0), st.just(guidance.W_MAX), st.floats(0, guidance.W_MAX)), cls=st.integers(0, 8),
+       n=st.integers(1, 8), steps=st.integers(1, 8), dtype=DTYPES, seed=SEEDS)
+def test_guided_sampling_stays_finite_up_to_the_largest_w(name, exact, w, cls, n, steps, dtype, seed):
+    schedule = schedules.cosine(T=12)
+    model = oracle.MixtureEps(RING8, schedule) if exact else tiny_model(schedule.T, seed % 5)
+    out = samplers.run(name, guidance.cfg(model, cls, w), schedule, noise_of(n, dtype, seed), steps,
+                       generator=torch.Generator().manual_seed(seed))
+    assert out.x.shape == (n, 2) and out.x.dtype == dtype and finite(out.x)
+
+
+# ---------------------------------------------------------------- the eps-MLP
+
+@FUZZ
+@given(num_classes=st.integers(0, 12), T=st.integers(2, 5000), dim=st.integers(1, 4), width=st.integers(1, 16),
+       depth=st.integers(1, 3), half_time=st.integers(1, 8), class_dim=st.integers(1, 8), n=st.integers(0, 9),
+       dtype=DTYPES, null=st.booleans(), seed=SEEDS)
+def test_eps_mlp_gives_finite_eps_of_x_shape_for_any_config(num_classes, T, dim, width, depth, half_time, class_dim,
+                                                            n, dtype, null, seed):
+    torch.manual_seed(seed)
+    model = EpsMLP(num_classes, T=T, dim=dim, width=width, depth=depth, time_dim=2 * half_time, class_dim=class_dim)
+    x = noise_of(n, dtype, seed, dim)
+    t = torch.rand(n, generator=torch.Generator().manual_seed(seed), dtype=dtype) * (T - 1)
+    c = None if null else torch.randint(num_classes + 1, (n,), generator=torch.Generator().manual_seed(seed))
+    eps = model(x, t, c)
+    assert eps.shape == (n, dim) and eps.dtype == dtype and finite(eps)
+
+
+@FUZZ
+@given(param=st.sampled_from(["num_classes", "T", "dim", "width", "depth", "time_dim", "class_dim"]),
+       value=st.one_of(st.integers(max_value=0), st.integers(100_001, 2**40), NOT_INTS))
+def test_eps_mlp_rejects_a_bad_config_naming_it(param, value):
+    if param == "num_classes" and isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10_000:
+        value = -1 - value
+    if param == "T" and value == 1:
+        value = 0
+    rejects(lambda: EpsMLP(**{"num_classes": 3, param: value}), param)
+
+
+def test_eps_mlp_rejects_an_odd_time_dim():
+    rejects(lambda: EpsMLP(3, time_dim=5), "time_dim")
 
 
 # ---------------------------------------------------------------- MMD and the noise floor
