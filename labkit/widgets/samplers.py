@@ -60,7 +60,7 @@ class SamplerApp(App):
         self.noise = torch.randn(n, 2, generator=g)
         self.reference = self.target.sample(n, g)[0]      # the fixed batch MMD^2 is measured against
         self.floor = noise_floor(self.target, n, repeats=20, generator=g)
-        background = self.target.sample(2000, g)[0]
+        background = self.target.sample(800, g)[0]
         self.n_paths = n_paths
         self.result: _samplers.SampleResult | None = None
         self.mmd2: float | None = None
@@ -159,7 +159,7 @@ class SamplerApp(App):
             self.ends.set_offsets(path[-1])
         steps = f"N = {self.steps}" if self.sampler != "ddpm" else f"N = T = {self.schedule.T}"
         eta = f", eta = {self.eta:g}" if self.sampler == "ddim" else ""
-        floor = f"noise floor {self.floor.mean:.4f} $\\pm$ {self.floor.sd:.4f}"
+        floor = f"noise floor {self.floor.mean:.4f} ± {self.floor.sd:.4f}"
         self._title.set_text(f"{LABELS[self.sampler]} {steps}{eta}: NFE = {result.nfe}\n"
-                             f"MMD$^2$ = {self.mmd2:.4f} ({floor})")
+                             f"MMD² = {self.mmd2:.4f} ({floor})")
         self.redraw()
