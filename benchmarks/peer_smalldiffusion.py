@@ -33,7 +33,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     parser.add_argument("--budget", type=float, default=120.0, help="training seconds before giving up")
     parser.add_argument("--every", type=int, default=250, help="steps between checkpoints")
-    parser.add_argument("--also-at", type=float, default=None, help="also check at this training time (s)")
+    parser.add_argument("--also-at", type=float, nargs="*", default=[], help="also check at these training times (s)")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--sample-steps", type=int, default=20)
@@ -53,18 +53,19 @@ def main(argv=None):
 
     checkpoints = []
     trainer = training_loop(loader, model, schedule, epochs=10**9)
-    train_s, step, checked_at_time = 0.0, 0, args.also_at is None
+    marks = sorted(args.also_at)  # training times still to check at
+    train_s, step = 0.0, 0
     start = time.perf_counter()
     for _ in trainer:
         step += 1
-        if step % args.every == 0 or (not checked_at_time and time.perf_counter() - start + train_s >= args.also_at):
+        if step % args.every == 0 or (marks and time.perf_counter() - start + train_s >= marks[0]):
             train_s += time.perf_counter() - start
-            checked_at_time = checked_at_time or train_s >= args.also_at
+            marks = [m for m in marks if m > train_s]
             q = quality_check(draw, target, n=args.n, seeds=args.seeds)
             checkpoints.append({"steps": step, "train_s": train_s, "nfe": args.sample_steps, **q})
             print(f"  smalldiffusion step {step:>6}: train {train_s:7.2f} s  MMD^2 {q['mmd2_mean']:.5f}  "
                   f"threshold {q['threshold']:.5f}  {'AT FLOOR' if q['at_floor'] else ''}", flush=True)
-            if q["at_floor"] and checked_at_time or train_s >= args.budget:
+            if q["at_floor"] and not marks or train_s >= args.budget:
                 break
             start = time.perf_counter()
     import smalldiffusion
