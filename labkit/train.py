@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import signal
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -22,7 +22,9 @@ from .model import EpsMLP
 from .schedules import Schedule
 from .targets import Target
 
-DEFAULTS = {"steps": 4000, "batch_size": 512, "lr": 3e-3, "p_uncond": 0.1}
+# The default recipe: ring8 samples reach the MMD^2 noise floor *and* the right mode width (sd 0.1).
+# Measured: at lr 3e-3 / 4000 steps the floor is met but DDPM's modes come out about twice too wide.
+DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "p_uncond": 0.1}
 POOL_SIZE = 65_536
 
 

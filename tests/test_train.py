@@ -3,7 +3,7 @@ import threading
 import pytest
 import torch
 
-from labkit import metrics, samplers
+from labkit import diagnostics, metrics, samplers
 from labkit.train import DEFAULTS, new_model, train
 from tests.conftest import gen
 
@@ -28,6 +28,9 @@ def test_default_recipe_reaches_the_noise_floor_with_ddpm_and_heun16(trained, ri
             x = samplers.run(name, eps_fn, cosine, noise, steps, generator=gen(50 + s)).x
             values.append(metrics.mmd2(x, ring8.sample(1000, gen(60 + s))[0]))
         assert sum(values) / 3 <= floor.threshold, (name, values, floor)
+        # MMD^2 at the median bandwidth barely sees mode width: check it separately (target sd 0.1).
+        width = diagnostics.mode_stats(x, ring8).rms
+        assert width < 0.15, (name, width)
 
 
 def test_same_seed_gives_bitwise_identical_history_and_weights(ring8, cosine):
