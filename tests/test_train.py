@@ -29,7 +29,7 @@ def test_default_recipe_reaches_the_noise_floor_with_ddpm_and_heun16(trained, ri
             values.append(metrics.mmd2(x, ring8.sample(1000, gen(60 + s))[0]))
         assert sum(values) / 3 <= floor.threshold, (name, values, floor)
         # MMD^2 at the median bandwidth barely sees mode width: check it separately (target sd 0.1).
-        width = diagnostics.mode_stats(x, ring8).rms
+        width = diagnostics.mode_stats(x, ring8).rms_distance
         assert width < 0.15, (name, width)
 
 
