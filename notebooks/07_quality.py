@@ -254,13 +254,14 @@ print(f"trained in {train_seconds:.1f} s; quality run {time.perf_counter() - sta
 print(quality.format_table(res_learned))
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained")
-for ax, (label, res) in zip(axes, (("exact score", res_exact), ("learned model", res_learned)), strict=True):
-    plot_quality(res, ax, x_axis="nfe")
-    ax.set_title(f"{label}: " + ax.get_title(), fontsize=9)
-ymin = min(ax.get_ylim()[0] for ax in axes)
-ymax = max(ax.get_ylim()[1] for ax in axes)
-for ax in axes:
+fig, axes = plt.subplots(2, 2, figsize=(11, 7.2), layout="constrained")
+for row, (label, res) in zip(axes, (("exact score", res_exact), ("learned model", res_learned)), strict=True):
+    for ax, x_axis in zip(row, ("steps", "nfe"), strict=True):
+        plot_quality(res, ax, x_axis=x_axis)
+        ax.set_title(f"{label}: " + ax.get_title(), fontsize=9)
+ymin = min(ax.get_ylim()[0] for ax in axes.flat)
+ymax = max(ax.get_ylim()[1] for ax in axes.flat)
+for ax in axes.flat:
     ax.set_ylim(ymin, ymax)
 plt.show()
 
@@ -280,7 +281,7 @@ for name in ("ddim", "heun"):
     print(f"{name}: exact at the floor but learned above it at N = {parted if parted else 'none'}")
 
 # %% [markdown]
-# Side by side, the difference between the two panels is the model's error: the exact curves fall
+# Row against row (same y axis), the difference is the model's error: the exact curves fall
 # into the band as the sampler converges, while the learned curves can only fall to the level at
 # which the *model's* distribution differs from the target. With many steps the sampler is exact
 # for the model, so the largest-NFE values measure model error alone:
