@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
