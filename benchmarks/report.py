@@ -180,6 +180,9 @@ def main():
         lines += ["- Load average (1, 5, 15 min) before each script: " + "; ".join(
             f"{s['name']} {s['loadavg_before'][0]:.2f}, {s['loadavg_before'][1]:.2f}, {s['loadavg_before'][2]:.2f}"
             f" ({s['seconds']:.0f} s)" for s in run["scripts"])]
+        failed = [f"{s['name']} ({s['returncode']})" for s in run["scripts"] if s["returncode"] != 0]
+        if failed:
+            lines += ["- Scripts that failed or were stopped (no numbers below for them): " + ", ".join(failed)]
     lines += ["", "## Bars", ""]
     lines += table(["bar", "limit", "measured", "verdict"], collect_bars(results))
     for key, section in (("time_to_quality", section_ttq), ("vs_smalldiffusion", section_sd),

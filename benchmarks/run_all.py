@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,21 @@ import report
 from common import HERE, RESULTS
 
 SCRIPTS = ["throughput", "widget_latency", "vs_diffusers", "time_to_quality", "vs_smalldiffusion", "course"]
+# Wall-clock limits per script (s), generous on an idle machine; a script past its limit is stopped and
+# reported as timed out (its JSON, if any, is from an earlier run and is left out of the report).
+TIMEOUTS = {"throughput": 240, "widget_latency": 240, "vs_diffusers": 240, "time_to_quality": 600,
+            "vs_smalldiffusion": 900, "course": 1200}
+
+
+def run_script(name: str):
+    """Run one script in its own process group; on timeout stop the group (kernels, the peer) too."""
+    proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], cwd=HERE, start_new_session=True)
+    try:
+        return proc.wait(timeout=TIMEOUTS[name])
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return "timed out"
 
 
 def main(argv=None):
@@ -40,10 +56,12 @@ def main(argv=None):
         print(f"=== {name} (load average {os.getloadavg()[0]:.2f})", flush=True)
         load_before = list(os.getloadavg())
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(HERE / f"{name}.py")], cwd=HERE)
-        log["scripts"].append({"name": name, "seconds": time.perf_counter() - start, "returncode": proc.returncode,
+        stale = RESULTS / f"{name}.json"
+        stale.unlink(missing_ok=True)  # so that a failed or stopped script leaves no old numbers behind
+        returncode = run_script(name)
+        log["scripts"].append({"name": name, "seconds": time.perf_counter() - start, "returncode": returncode,
                                "loadavg_before": load_before, "loadavg_after": list(os.getloadavg())})
-        print(f"=== {name} done in {time.perf_counter() - start:.0f} s (exit {proc.returncode})", flush=True)
+        print(f"=== {name} done in {time.perf_counter() - start:.0f} s (exit {returncode})", flush=True)
     log["total_s"] = time.perf_counter() - start_all
     log["finished_utc"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     (RESULTS / "run_all.json").write_text(json.dumps(log, indent=1) + "\n")
