@@ -111,7 +111,7 @@ class LabApp(App):
         self.refresh_s = check_float("refresh_s", refresh_s, 0.0, 60.0)
         train_steps = check_int("train_steps", train_steps, 1, 1_000_000)
 
-        super().__init__(figsize=(11, 6.4), nrows=2, ncols=3)
+        super().__init__(figsize=(9.6, 6.0), nrows=2, ncols=3)
         self._train_lock = threading.Lock()  # makes "is a training running? if not, start one" atomic
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -192,7 +192,7 @@ class LabApp(App):
             ax.set_aspect("equal")
         self.target_points = ax_target.scatter(empty[:, 0], empty[:, 1], s=4, linewidths=0)
         self.sample_points = ax_samples.scatter(empty[:, 0], empty[:, 1], s=4, linewidths=0)
-        ax_samples.set_title("samples: press Sample")
+        ax_samples.set_title("samples: press Sample", fontsize=9)
         self.field_points = ax_field.scatter(empty[:, 0], empty[:, 1], s=3, linewidths=0, color="0.8")
         self.points = grid(self.lim, self.size)
         zeros = np.zeros(len(self.points))
@@ -202,7 +202,7 @@ class LabApp(App):
         (self.loss_mean,) = ax_loss.plot([], [], color="tab:red", lw=1.5, label="running mean (50)")
         ax_loss.set_yscale("log")
         ax_loss.set_xlabel("training step")
-        ax_loss.set_title("training loss")
+        ax_loss.set_title("training loss", fontsize=9)
         ax_loss.set_xlim(0, 100)
         ax_loss.set_ylim(0.1, 1.5)
         ax_loss.legend(fontsize=8, loc="upper right")
@@ -291,10 +291,10 @@ class LabApp(App):
         x, c = self.target.sample(self.n, torch.Generator().manual_seed(self.seed))
         self.target_points.set_offsets(x.numpy())
         self.target_points.set_color(_colors(c, len(c)))
-        self.ax["target"].set_title(f"target: {self.target.name} ({self.n} samples)")
+        self.ax["target"].set_title(f"target: {self.target.name} ({self.n} samples)", fontsize=9)
         self.field_points.set_offsets(x.numpy())
         self.sample_points.set_offsets(np.zeros((0, 2)))
-        self.ax["samples"].set_title("samples: press Sample")
+        self.ax["samples"].set_title("samples: press Sample", fontsize=9)
         self.quality_result = None
         self._quality_placeholder()
         self._sync_controls()
@@ -313,7 +313,7 @@ class LabApp(App):
         self.quiver.set_UVC(arrows[:, 0].numpy(), arrows[:, 1].numpy())
         longest = float(torch.nan_to_num(s).norm(dim=1).max())
         sigma = float(self.schedule.sigmas[t])
-        self.ax["field"].set_title(f"score at t = {t} (sigma = {sigma:.3g}), longest |s| = {longest:.3g}", fontsize=9)
+        self.ax["field"].set_title(f"score at t = {t} (sigma = {sigma:.3g})\nlongest |s| = {longest:.3g}", fontsize=9)
         self.redraw()
 
     def sample(self) -> _samplers.SampleResult:
@@ -331,7 +331,9 @@ class LabApp(App):
         self.sample_points.set_color(_colors(labels, self.n))
         n_steps = self.schedule.T if name == "ddpm" else steps
         who = "all classes" if cls is None else f"class {cls}, w = {self.w_slider.value:g}"
-        self.ax["samples"].set_title(f"{name}, N = {n_steps} ({result.nfe} NFE), {who}", fontsize=9)
+        outside = int((x.abs() > self.lim).any(dim=1).sum())
+        note = f"\n{outside} of {self.n} points outside the view" if outside else ""
+        self.ax["samples"].set_title(f"{name}, N = {n_steps} ({result.nfe} NFE), {who}{note}", fontsize=9)
         self.redraw()
         return result
 

@@ -1,0 +1,130 @@
+"""The Diffusion Lab (chapter 8) driven in a real browser: JupyterLab in Chromium.
+
+Each check compares screenshots of one panel of the lab's live canvas (ipympl) before and after
+an action, so it proves the round trip: browser event -> widget message -> kernel update ->
+figure redrawn -> new image in the page.
+"""
+
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from pagekit import (
+    FIELD,
+    LOSS,
+    SAMPLES,
+    PageLog,
+    crop,
+    drag_slider,
+    error_outputs,
+    image,
+    open_notebook,
+    run_all_cells,
+    run_in_kernel,
+    shutdown_kernels,
+    wait_for_change,
+    widget_report,
+)
+
+LAB = "08_diffusion_lab.ipynb"
+
+
+@pytest.fixture(scope="module")
+def lab(browser, lab_server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    log = PageLog(page)
+    open_notebook(page, lab_server, LAB)
+    start = time.monotonic()
+    run_all_cells(page, timeout_s=300)
+    print(f"{LAB}: all cells ran in the browser in {time.monotonic() - start:.1f} s")
+    yield page, log
+    page.close()
+    shutdown_kernels(lab_server)
+
+
+def panel(page, box):
+    canvas = page.locator(".lab-canvas").first
+    return lambda: crop(image(canvas), box)
+
+
+def step_count(page) -> int:
+    match = re.search(r"step (\d+)", page.locator(".lab-status").first.inner_text())
+    return int(match.group(1)) if match else 0
+
+
+def test_lab_notebook_runs_with_live_widgets_and_no_errors(lab):
+    page, log = lab
+    assert error_outputs(page) == []
+    report = widget_report(page)
+    assert report["widgets"] >= 1 and report["broken"] == [], report
+    assert page.locator(".lab-canvas canvas").count() >= 1
+    assert log.errors == [], log.errors
+    assert log.external == []
+
+
+def test_t_and_w_sliders_redraw_the_score_field(lab):
+    page, log = lab
+    field = panel(page, FIELD)
+    before = field()
+    drag_slider(page, ".lab-t", -80)
+    after_t = wait_for_change(field, before, what="score field after dragging t")
+    page.locator(".lab-class select").first.select_option(index=4)  # a class, so that w guides
+    after_class = wait_for_change(field, after_t, what="score field after picking a class")
+    drag_slider(page, ".lab-w", 60)
+    wait_for_change(field, after_class, what="score field after dragging w")
+    assert log.errors == []
+
+
+def test_step_count_and_sample_redraw_the_samples(lab):
+    page, log = lab
+    samples = panel(page, SAMPLES)
+    page.locator(".lab-class select").first.select_option(index=0)  # all classes
+    page.locator(".lab-sampler select").first.select_option(label="DDIM")
+    page.locator("button.lab-sample").first.click()
+    before = wait_for_change(samples, samples(), what="samples after switching to DDIM and pressing Sample")
+    readout = drag_slider(page, ".lab-steps", -25)
+    page.locator("button.lab-sample").first.click()
+    wait_for_change(samples, before, what=f"samples after setting N = {readout} and pressing Sample")
+    assert log.errors == []
+
+
+def test_train_advances_loss_and_counter_while_sliders_stay_live_and_stop_stops(lab):
+    page, log = lab
+    loss, field = panel(page, LOSS), panel(page, FIELD)
+    box = page.locator(".lab-train-steps input").first
+    box.fill("100000")
+    box.press("Enter")
+    loss_before, start = loss(), step_count(page)
+    page.locator("button.lab-train").first.click()
+    page.wait_for_function("() => document.querySelector('.lab-status').innerText.includes('(training)')",
+                           timeout=30_000)
+    wait_for_change(loss, loss_before, what="loss curve while training")
+    first = step_count(page)
+    field_before = field()
+    drag_slider(page, ".lab-t", 70)  # the UI stays live during training
+    wait_for_change(field, field_before, what="score field dragged during training")
+    deadline = time.monotonic() + 60
+    while step_count(page) <= first and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert step_count(page) > first > start, "the step counter does not advance while training"
+    page.locator("button.lab-stop").first.click()
+    page.wait_for_function("() => document.querySelector('.lab-status').innerText.includes('(stopped)')",
+                           timeout=60_000)
+    stopped = step_count(page)
+    time.sleep(2.0)
+    assert step_count(page) == stopped < start + 100_000
+    assert page.locator("button.lab-train").first.is_enabled()
+    shot = Path(tempfile.mkdtemp(prefix="labkit-browser-")) / "lab_after_training.png"
+    page.locator(".lab-app").first.screenshot(path=str(shot))
+    print(f"screenshot of the lab after training ({stopped} steps): {shot}")
+    assert log.errors == []
+
+
+def test_lab_kernel_peak_memory_after_a_full_session(lab):
+    page, _ = lab  # the notebook trained, sampled and ran the quality chart; the tests trained more
+    out = run_in_kernel(page, "import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    peak = float(out.strip().splitlines()[-1])
+    print(f"lab kernel peak RSS after the browser session: {peak:.0f} MB")
+    assert peak <= 1024
