@@ -16,3 +16,12 @@ def cosine():
 
 def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Widget and plotting tests open figures; close them so memory stays flat across the run."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
