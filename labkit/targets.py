@@ -8,7 +8,7 @@ All targets live roughly in [-2.5, 2.5]^2, the scale the samplers and plots expe
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -175,7 +175,7 @@ class Text(Target):
 
     def _sample_given(self, c, generator):
         out = torch.empty(len(c), 2, dtype=torch.float64)
-        for k, (path, box) in enumerate(zip(self._paths, self._boxes)):
+        for k, (path, box) in enumerate(zip(self._paths, self._boxes, strict=True)):
             idx = (c == k).nonzero()[:, 0]
             out[idx] = _inside(path, box, len(idx), generator)
         return out

@@ -82,6 +82,7 @@ def test_round_trip_is_bit_exact_for_any_config_and_metadata(tmp_path_factory, n
 
 # ---------------------------------------------------------------- damaged files
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @settings(SETTINGS, max_examples=200)
 @given(data=st.data())
 def test_a_truncated_file_is_refused(saved, tmp_path_factory, data):
@@ -93,6 +94,7 @@ def test_a_truncated_file_is_refused(saved, tmp_path_factory, data):
         checkpoints.load(path)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @settings(SETTINGS, max_examples=300)
 @given(data=st.data())
 def test_a_corrupted_byte_is_refused_or_harmless(saved, tmp_path_factory, data):
