@@ -133,8 +133,9 @@ def section_wl(r) -> list[str]:
 
 
 def section_course(r) -> list[str]:
+    partial = "" if r.get("complete", True) else " **Partial: the run was stopped before every chapter ran.**"
     lines = ["## Course (`course.py`)", "",
-             f"Chapters measured: {', '.join(r['notebooks']) or 'none'}. Each executed in a fresh kernel with "
+             f"Chapters found: {', '.join(r['notebooks']) or 'none'}.{partial} Each executed in a fresh kernel with "
              "nbclient (kernel start included); peak RSS = the kernel's ru_maxrss.", ""]
     rows = []
     for threads, run in r["runs"].items():
@@ -182,7 +183,8 @@ def main():
             f" ({s['seconds']:.0f} s)" for s in run["scripts"])]
         failed = [f"{s['name']} ({s['returncode']})" for s in run["scripts"] if s["returncode"] != 0]
         if failed:
-            lines += ["- Scripts that failed or were stopped (no numbers below for them): " + ", ".join(failed)]
+            lines += ["- Scripts that failed or were stopped (their sections are missing or partial): "
+                      + ", ".join(failed)]
     lines += ["", "## Bars", ""]
     lines += table(["bar", "limit", "measured", "verdict"], collect_bars(results))
     for key, section in (("time_to_quality", section_ttq), ("vs_smalldiffusion", section_sd),

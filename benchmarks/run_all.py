@@ -23,16 +23,16 @@ from common import HERE, RESULTS
 
 SCRIPTS = ["throughput", "widget_latency", "vs_diffusers", "time_to_quality", "vs_smalldiffusion", "course"]
 # Wall-clock limits per script (s), generous on an idle machine; a script past its limit is stopped and
-# reported as timed out (its JSON, if any, is from an earlier run and is left out of the report).
+# reported as timed out (course.py writes its JSON after every chapter, so it leaves partial numbers).
 TIMEOUTS = {"throughput": 240, "widget_latency": 240, "vs_diffusers": 240, "time_to_quality": 600,
             "vs_smalldiffusion": 900, "course": 1200}
 
 
-def run_script(name: str):
-    """Run one script in its own process group; on timeout stop the group (kernels, the peer) too."""
+def run_script(name: str, limit: float):
+    """Run one script in its own process group; past ``limit`` s stop the group (kernels, the peer) too."""
     proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], cwd=HERE, start_new_session=True)
     try:
-        return proc.wait(timeout=TIMEOUTS[name])
+        return proc.wait(timeout=max(limit, 1.0))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -42,13 +42,14 @@ def run_script(name: str):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(SCRIPTS), help=f"comma-separated subset of {SCRIPTS}")
+    parser.add_argument("--budget", type=float, default=None, help="stop everything after this many seconds")
     args = parser.parse_args(argv)
     chosen = [s for s in args.only.split(",") if s]
     unknown = set(chosen) - set(SCRIPTS)
     if unknown:
         raise SystemExit(f"--only must name scripts among {SCRIPTS}, got {sorted(unknown)}")
     RESULTS.mkdir(exist_ok=True)
-    command = "python benchmarks/run_all.py" + ("" if chosen == SCRIPTS else f" --only {args.only}")
+    command = " ".join(["python benchmarks/run_all.py", *(argv if argv is not None else sys.argv[1:])])
     log = {"command": command,
            "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), "scripts": []}
     start_all = time.perf_counter()
@@ -58,7 +59,8 @@ def main(argv=None):
         start = time.perf_counter()
         stale = RESULTS / f"{name}.json"
         stale.unlink(missing_ok=True)  # so that a failed or stopped script leaves no old numbers behind
-        returncode = run_script(name)
+        left = args.budget - (time.perf_counter() - start_all) if args.budget else float("inf")
+        returncode = run_script(name, min(TIMEOUTS[name], left))
         log["scripts"].append({"name": name, "seconds": time.perf_counter() - start, "returncode": returncode,
                                "loadavg_before": load_before, "loadavg_after": list(os.getloadavg())})
         print(f"=== {name} done in {time.perf_counter() - start:.0f} s (exit {returncode})", flush=True)
