@@ -47,7 +47,8 @@ def test_pickers_offer_every_target_and_the_three_samplers():
     assert list(app.target_picker.options) == targets.names()
     assert [value for _, value in app.sampler_picker.options] == ["ddpm", "ddim", "heun"]
     classes = [value for _, value in app.class_picker.options]
-    assert classes == [None, *range(app.target.num_classes)]
+    assert classes == [-1, *range(app.target.num_classes)]  # -1: all classes
+    assert app.class_picker.label.startswith("all classes") and app.chosen_class is None
     assert app.w_slider.disabled  # all classes: unconditional, w has nothing to guide toward
     app.set_class(3)
     assert not app.w_slider.disabled
@@ -184,7 +185,7 @@ def test_changing_target_stops_training_and_resets_the_model():
     app.set_target("moons")
     assert not app.training
     assert app.model.num_classes == 2 and app.history == []
-    assert [v for _, v in app.class_picker.options] == [None, 0, 1]
+    assert [v for _, v in app.class_picker.options] == [-1, 0, 1]
     assert app.status.value == "untrained"
     assert "moons" in app.ax["target"].get_title()
     assert len(app.target_points.get_offsets()) == app.n

@@ -40,6 +40,7 @@ from .base import App
 SAMPLER_LABELS = {"ddpm": "DDPM (T steps)", "ddim": "DDIM", "heun": "Heun (EDM)"}
 MAX_STEPS = 128
 MAX_W = 8.0
+ALL = -1  # the class picker's value for "all classes" (a Dropdown shows None as no selection)
 HOW_TO_READ = """
 <b>How to read this.</b>
 <b>Target</b>: 300 fresh samples of p(x, c), coloured by class.
@@ -241,10 +242,16 @@ class LabApp(App):
         view.requires_grad_(False)
         self.view = view  # one reference assignment: the UI sees the old or the new copy, never a mix
 
+    @property
+    def chosen_class(self) -> int | None:
+        """The class picked (None: all classes, the unconditional model)."""
+        value = self.class_picker.value
+        return None if value == ALL else value
+
     def eps_fn(self, model=None):
         """The eps function the panels use: CFG with the chosen class and w (unconditional for all classes)."""
         model = self.view if model is None else model
-        cls = self.class_picker.value
+        cls = self.chosen_class
         if cls is None:
             return cfg(model, None, 0.0)
         return cfg(model, cls, self.w_slider.value)
@@ -267,7 +274,7 @@ class LabApp(App):
         """Choose a class (0..num_classes-1) or None for all classes (unconditional)."""
         if cls is not None:
             cls = check_int("cls", cls, 0, self.target.num_classes - 1)
-        self.class_picker.value = cls
+        self.class_picker.value = ALL if cls is None else cls
 
     def set_w(self, w: float) -> None:
         self.w_slider.value = check_float("w", w, 0.0, MAX_W)
@@ -284,10 +291,10 @@ class LabApp(App):
         self.history = []
         self.presses = self._run_total = 0
         self._publish()
-        options = [("all classes (unconditional)", None)] + [
+        options = [("all classes (unconditional)", ALL)] + [
             (f"{i}: {name}", i) for i, name in enumerate(self.target.class_names)]
         self.class_picker.options = options
-        self.class_picker.value = None
+        self.class_picker.value = ALL
         x, c = self.target.sample(self.n, torch.Generator().manual_seed(self.seed))
         self.target_points.set_offsets(x.numpy())
         self.target_points.set_color(_colors(c, len(c)))
@@ -302,7 +309,7 @@ class LabApp(App):
 
     def _sync_controls(self) -> None:
         self.steps_slider.disabled = self.sampler_picker.value == "ddpm"
-        self.w_slider.disabled = self.class_picker.value is None  # guidance needs a class
+        self.w_slider.disabled = self.chosen_class is None  # guidance needs a class
 
     def update_field(self) -> None:
         """Re-draw the score-field arrows at the t slider with the latest weights."""
@@ -323,7 +330,7 @@ class LabApp(App):
         noise = torch.randn(self.n, 2, generator=g)
         with one_torch_thread():
             result = _samplers.run(name, self.eps_fn(), self.schedule, noise, steps, generator=g)
-        cls = self.class_picker.value
+        cls = self.chosen_class
         self.result = result
         x = torch.nan_to_num(result.x, nan=0.0, posinf=1e3, neginf=-1e3)
         self.sample_points.set_offsets(x.numpy())

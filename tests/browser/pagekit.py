@@ -7,6 +7,7 @@ import json
 import re
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,13 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 def chapters() -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+# The one console error tolerated: ipympl's canvas occasionally draws a frame whose image was
+# already replaced by the next one when a figure is redrawn twice in quick succession (seen once
+# in 02_scores); the next frame draws normally. Every other console error fails the tests.
+TOLERATED = re.compile(r"^Error setting state: Failed to execute 'drawImage' on 'CanvasRenderingContext2D': "
+                       r"The HTMLImageElement provided is in the 'broken' state\.$")
 
 
 class PageLog:
@@ -36,8 +44,14 @@ class PageLog:
         page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), answer_empty)
         self.errors: list[str] = []
         self.failed: list[str] = []  # requests that failed (the console reports them without their address)
-        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text} ({m.location.get('url')})")
-                if m.type == "error" else None)
+        self.tolerated: list[str] = []
+
+        def on_console(message):
+            if message.type == "error":
+                text = f"console.{message.type}: {message.text} ({message.location.get('url')})"
+                (self.tolerated if TOLERATED.search(message.text) else self.errors).append(text)
+
+        page.on("console", on_console)
         page.on("requestfailed", lambda r: self.failed.append(f"{r.url}: {r.failure}"))
         page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
 
@@ -95,7 +109,8 @@ _KERNEL_IDLE = (f"() => {{ const nb = window.jupyterapp && {_NOTEBOOK}; const s 
                 "return !!(s && s.session && s.session.kernel && s.session.kernel.status === 'idle'); }")
 _ALL_RUN = f"""() => {{
     const nb = {_NOTEBOOK}; const cells = nb.content.model.cells;
-    if (nb.sessionContext.session.kernel.status !== 'idle') return false;
+    const session = nb && nb.sessionContext && nb.sessionContext.session;
+    if (!session || !session.kernel || session.kernel.status !== 'idle') return false;
     for (let i = 0; i < cells.length; i++) {{
         const c = cells.get(i);
         if (c.type === 'code' && c.sharedModel.source.trim() && !c.executionCount) return false;
@@ -134,7 +149,10 @@ _BROKEN_WIDGETS = f"""() => {{
 
 
 def open_notebook(page, server, name: str, timeout_s: float = 120):
-    page.goto(f"{server.base}/lab/tree/{name}?token={server.token}", timeout=timeout_s * 1000)
+    # A fresh workspace per page: JupyterLab would otherwise reopen the notebooks of earlier tests,
+    # whose kernels are shut down, and report them dead.
+    workspace = f"test-{uuid.uuid4().hex[:12]}"
+    page.goto(f"{server.base}/lab/workspaces/{workspace}/tree/{name}?token={server.token}", timeout=timeout_s * 1000)
     page.wait_for_function(_KERNEL_IDLE, timeout=timeout_s * 1000)
 
 
