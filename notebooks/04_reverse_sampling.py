@@ -35,7 +35,7 @@
 #
 # The ring of eight Gaussians under the cosine schedule. Two eps functions: the exact one of the
 # mixture (`labkit.oracle`, no model error) and labkit's eps-MLP trained here with the default recipe
-# (4000 Adam steps, several seconds on a laptop CPU; chapter 3 explains the training).
+# (the default recipe, 6000 Adam steps, about ten seconds on a laptop CPU; chapter 3 explains the training).
 
 # %%
 # %matplotlib widget
@@ -282,13 +282,15 @@ for (sampler, name), value in mmd.items():
 # * **With the exact eps, both samplers are right** on all three counts: MMD$^2$ at the floor, mode
 #   width about 0.10, shares within about 0.01 of 1/8. With the same NFE, the two algorithms are
 #   equally good when the score is exact.
-# * **DDPM with the learned eps is at the MMD floor, yet its modes are about twice too wide** (width
-#   about 0.23 instead of 0.10, visible in the plot). This fits the model error measured in chapter 3,
-#   largest in eps space around $t \approx 100$–$200$, where the modes separate: the network smooths
-#   the gaps between modes, and DDPM samples that smoothed distribution. The MMD$^2$ with a
-#   bandwidth of the order of the ring's size does not see it (chapter 7 discusses the measure).
-# * **Annealed Langevin with the learned eps is above the floor**: its modes are too *narrow* and
-#   their shares unequal (off by up to about 0.07). A likely cause: Langevin spends 100 steps at
+# * **DDPM with the learned eps is at the MMD floor and its modes are close to the right width**
+#   (about 0.12 instead of 0.10: slightly blurred). The remaining excess fits the model error
+#   measured in chapter 3, largest in eps space around $t \approx 100$–$200$, where the modes
+#   separate: the network smooths the gaps between modes a little, and DDPM samples that smoothed
+#   distribution. An MMD$^2$ with a bandwidth of the order of the ring's size barely sees mode width
+#   (chapter 7 discusses the measure); with labkit's earlier recipe (lr 3e-3, 4000 steps) the modes
+#   came out about twice too wide while the MMD$^2$ was still at the floor.
+# * **Annealed Langevin with the learned eps passes the MMD test, but mode by mode it is off**: its
+#   modes are too *narrow* (about 0.065) and their shares unequal (off by up to about 0.06). A likely cause: Langevin spends 100 steps at
 #   each of the smallest noise levels, where chapter 3 found the learned *score* error to be largest
 #   (it is divided by $1 - \bar\alpha_t$), and its stationary distribution there is set by that score
 #   alone, whereas each DDPM step only moves a point by about $\sigma_t$. So the sampler that equals
@@ -309,7 +311,7 @@ TrajectoryApp(results["Langevin", "learned"], sigmas=[sigmas[0]] + [s for s in s
 #   $\hat\epsilon$: mean $(x_t - \beta_t\hat\epsilon/\sqrt{1-\bar\alpha_t})/\sqrt{\alpha_t}$,
 #   variance $\tilde\beta_t$, no noise at the last step.
 # * With 1000 steps, DDPM from the exact eps and from a model trained for a few seconds both reach
-#   the MMD$^2$ noise floor; a mode-by-mode look shows the learned model's modes are still too wide.
+#   the MMD$^2$ noise floor; a mode-by-mode look shows the learned model's modes slightly too wide.
 # * Samples settle coarse-to-fine: the mode a point ends on is decided only in the last few hundred
 #   steps, at $\sigma_t$ below a few tenths.
 # * Annealed Langevin dynamics (Song & Ermon 2019) matches DDPM on the exact score at the same NFE,

@@ -239,7 +239,7 @@ first_at_floor(res_exact)
 # %% [markdown]
 # ## 4. A learned model: sampler error plus model error
 #
-# Now the same experiment with an eps-MLP trained here (the default recipe, 4000 Adam steps).
+# Now the same experiment with an eps-MLP trained here (the default recipe, 6000 Adam steps).
 
 # %%
 start = time.perf_counter()
