@@ -88,7 +88,7 @@ print(models["ring8"].class_embedding, "-> rows 0..7: modes, row 8: the null tok
 # match), and samples with the null token (right). All by Heun, 32 steps, from the same noise. The
 # titles give the precision (the share of samples on the target's support, defined in section 4)
 # and the unbiased MMD$^2$ to the target (it can be slightly negative; chapter 7 has the noise
-# floor, about 0.001 at n = 1000).
+# floor: at n = 1000, values up to about 0.003 cannot be told from zero).
 
 # %%
 n = 1000
@@ -254,16 +254,19 @@ plt.show()
 # %% [markdown]
 # What the numbers say:
 #
-# - **Diversity always falls with $w$.** Recall and spread drop for every model and class: guidance
-#   concentrates each class on the points its implicit classifier is surest of.
+# - **Diversity falls with $w$.** Recall drops for every model and class: guidance concentrates
+#   each class on the points its implicit classifier is surest of. The spread drops too at moderate
+#   $w$, but for the learned models it grows again at large $w$ (ring8 from $w = 4$, the moons at
+#   $w = 8$), when their samples scatter off the data: a wider spread there is not diversity.
 # - **Precision: nothing to repair here, a little to concentrate.** At $w = 0$ both models are about
 #   as precise as a second batch of target points (printed below: a perfect sampler does not reach
 #   1 with this estimator). Small $w$ lifts the moons' precision *above* that value: guidance puts
 #   the samples in the interior of each moon, the points its implicit classifier is surest of. That
 #   is the "fidelity" guidance buys, paid for by the recall lost at the same $w$. On ring8 the
 #   exact score's precision stays level up to $w \approx 2$.
-# - **Too much guidance loses fidelity too.** Precision falls at large $w$ for every model, first and
-#   furthest for the learned ring8 model, whose samples leave the ring (section 3).
+# - **Too much guidance loses fidelity too.** Precision falls at large $w$ for every model, furthest
+#   for the learned ring8 model (the lowest already at $w = 4$, almost zero at $w = 8$), whose
+#   samples leave the ring (section 3).
 # - **MMD$^2$ to $p(x \mid c)$ is lowest at $w = 0$ and grows with $w$:** guided samples are not samples
 #   of $p(x \mid c)$ any more, by design. (With images, Ho & Salimans find the best FID at a small
 #   $w > 0$, because their conditional model is far from perfect; our small 2-D models are not.)
@@ -341,7 +344,8 @@ app  # noqa: B018 (the last expression displays the widget)
 # - CFG: $\hat\epsilon = (1 + w)\epsilon_c - w\epsilon_\varnothing$, with $w = 0$ the conditional model; in
 #   diffusers/GLIDE terms $s = 1 + w$ (checked numerically above).
 # - A continuous condition goes through a small embedding; samples asked at radius $r$ have mean radius close to $r$.
-# - Guidance trades diversity (recall, spread: they fall with $w$ everywhere we measured) for
+# - Guidance trades diversity (recall falls with $w$ everywhere we measured; so does the spread,
+#   until a learned model's samples scatter off the data at large $w$) for
 #   fidelity (precision: on the moons it rises at small $w$, above a target batch's own value, as
 #   samples gather where the class is surest; it falls again at large $w$). Strong guidance with a learned model
 #   extrapolates off the data: on ring8 at $w = 8$ the samples leave the ring, while the exact score

@@ -327,7 +327,8 @@ app  # noqa: B018 (the last expression displays the widget)
 #   lines above say, from this chapter's numbers, at which budgets DDIM or Heun is ahead.
 # - Exact-score curves isolate the sampler's error; the learned model's curves level off at its own
 #   error, which no number of steps removes (for this model the printed lines say whether that
-#   level is visible above the floor), and they reach the floor later, as long steps magnify it.
+#   level is visible above the floor), and they can reach the floor later, as long steps magnify
+#   it (here DDIM does, while Heun reaches it at the same N: see the first-at-the-floor lines).
 # - MMD with median-heuristic kernels sees the layout of the modes, not their sharpness (computed in
 #   section 2): check samples by eye as well.
 #
