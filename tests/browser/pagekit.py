@@ -74,7 +74,7 @@ def differs(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape != b.shape or float(np.abs(a - b).mean()) > 0.05
 
 
-def wait_for_change(take, before, timeout_s: float = 60.0, what: str = "image"):
+def wait_for_change(take, before, timeout_s: float = 120.0, what: str = "image"):
     """Take images with ``take()`` until one differs from ``before``; return it (bounded wait)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -82,7 +82,20 @@ def wait_for_change(take, before, timeout_s: float = 60.0, what: str = "image"):
         if differs(before, now):
             return now
         time.sleep(0.25)
-    raise AssertionError(f"{what} did not change within {timeout_s} s")
+    raise AssertionError(f"{what} did not change within {timeout_s} s{_diagnose(take)}")
+
+
+def _diagnose(take) -> str:
+    """A screenshot of the whole page and the app's status and error text, for the failure message."""
+    page = getattr(take, "page", None)
+    if page is None:
+        return ""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="labkit-browser-failure-")) / "page.png"
+    page.screenshot(path=str(path), full_page=True)
+    status = page.locator(".lab-status").first.inner_text() if page.locator(".lab-status").count() else ""
+    return f"; status {status!r}; page screenshot: {path}"
 
 
 def drag_slider(page, slider_css: str, dx: float) -> str:

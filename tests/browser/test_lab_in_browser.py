@@ -46,7 +46,12 @@ def lab(browser, lab_server):
 
 def panel(page, box):
     canvas = page.locator(".lab-canvas").first
-    return lambda: crop(image(canvas), box)
+
+    def take():
+        return crop(image(canvas), box)
+
+    take.page = page  # for the failure report
+    return take
 
 
 def step_count(page) -> int:
@@ -99,7 +104,7 @@ def test_train_advances_loss_and_counter_while_sliders_stay_live_and_stop_stops(
     loss_before, start = loss(), step_count(page)
     page.locator("button.lab-train").first.click()
     page.wait_for_function("() => document.querySelector('.lab-status').innerText.includes('(training)')",
-                           timeout=30_000)
+                           timeout=120_000)
     wait_for_change(loss, loss_before, what="loss curve while training")
     first = step_count(page)
     field_before = field()
@@ -111,7 +116,7 @@ def test_train_advances_loss_and_counter_while_sliders_stay_live_and_stop_stops(
     assert step_count(page) > first > start, "the step counter does not advance while training"
     page.locator("button.lab-stop").first.click()
     page.wait_for_function("() => document.querySelector('.lab-status').innerText.includes('(stopped)')",
-                           timeout=60_000)
+                           timeout=120_000)
     stopped = step_count(page)
     time.sleep(2.0)
     assert step_count(page) == stopped < start + 100_000

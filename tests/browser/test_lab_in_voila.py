@@ -24,7 +24,12 @@ def app_page(browser, voila_server):
 
 def panel(page, box):
     canvas = page.locator(".lab-canvas").first
-    return lambda: crop(image(canvas), box)
+
+    def take():
+        return crop(image(canvas), box)
+
+    take.page = page  # for the failure report
+    return take
 
 
 def test_voila_renders_the_lab_without_errors(app_page):
