@@ -290,7 +290,8 @@ for (sampler, name), value in mmd.items():
 #   (chapter 7 discusses the measure); with labkit's earlier recipe (lr 3e-3, 4000 steps) the modes
 #   came out about twice too wide while the MMD$^2$ was still at the floor.
 # * **Annealed Langevin with the learned eps passes the MMD test, but mode by mode it is off**: its
-#   modes are too *narrow* (about 0.065) and their shares unequal (off by up to about 0.06). A likely cause: Langevin spends 100 steps at
+#   modes are too *narrow* (about 0.065) and their shares unequal (off by up to about 0.06).
+#   A likely cause: Langevin spends 100 steps at
 #   each of the smallest noise levels, where chapter 3 found the learned *score* error to be largest
 #   (it is divided by $1 - \bar\alpha_t$), and its stationary distribution there is set by that score
 #   alone, whereas each DDPM step only moves a point by about $\sigma_t$. So the sampler that equals

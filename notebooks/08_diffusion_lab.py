@@ -55,7 +55,7 @@ from labkit.quality import at_floor, format_table
 from labkit.widgets.lab import LabApp
 
 app = LabApp("ring8", sampler="heun", steps=16, t=100, train_steps=1500, quality_n=500, quality_seeds=2, seed=0)
-app
+app  # noqa: B018 (the app is this cell's displayed value)
 
 # %% [markdown]
 # ## How to read it
