@@ -23,7 +23,7 @@ from . import samplers
 from ._checks import check_float, check_generator, check_int
 from .model import time_embedding
 from .schedules import Schedule
-from .train import POOL_SIZE, _deferred_interrupt
+from .train import POOL_SIZE, _deferred_interrupt, adam_step
 
 
 class RadiusRing:
@@ -157,11 +157,7 @@ def train(model: RadiusEpsMLP, ring: RadiusRing, schedule: Schedule, *, steps: i
             eps = torch.randn(x0.shape, generator=g)
             a = abar[t][:, None]
             loss = (model(a.sqrt() * x0 + (1 - a).sqrt() * eps, t.float(), r) - eps).square().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-            optimizer.step()
+            adam_step(optimizer, loss, lr, step, steps)
             history.append(loss.item())
             bar.update(1)
             if callback is not None:

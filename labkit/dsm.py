@@ -24,7 +24,6 @@ which links :func:`smoothed_score` to :meth:`labkit.oracle.MixtureEps.score` at 
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_float, check_int, check_points
 from .targets import GaussianMixture, Target
+from .train import adam_step, one_torch_thread
 
 POOL_SIZE = 65_536
 
@@ -66,21 +66,6 @@ def dsm_loss(score_fn, x0: torch.Tensor, sigma: float, z: torch.Tensor) -> torch
     return (sigma * score_fn(x0 + sigma * z) + z).square().sum(1).mean()
 
 
-@contextmanager
-def _one_thread():
-    """Run torch ops on one intra-op thread, then restore the previous setting.
-
-    For a 64-wide MLP one thread is as fast as two, and it avoids the threads' spin-waiting,
-    which made a training step 20-50x slower whenever the cores were shared with other processes.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def train_single_sigma(target: Target, sigma: float, *, steps: int = 1000, batch_size: int = 256,
                        lr: float = 1e-2, width: int = 64, depth: int = 3, seed: int = 0,
                        progress: bool = False) -> tuple[ScoreNet, list[float]]:
@@ -107,16 +92,12 @@ def train_single_sigma(target: Target, sigma: float, *, steps: int = 1000, batch
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[float] = []
     model.train()
-    with _one_thread():
+    with one_torch_thread():
         for step in tqdm(range(steps), desc=f"DSM sigma={sigma:g}", disable=not progress, mininterval=0.5):
             x0 = pool[torch.randint(POOL_SIZE, (batch_size,), generator=g)]
             z = torch.randn(x0.shape, generator=g)
             loss = dsm_loss(model, x0, sigma, z)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for group in optimizer.param_groups:
-                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
-            optimizer.step()
+            adam_step(optimizer, loss, lr, step, steps)
             history.append(loss.item())
     model.eval()
     return model, history

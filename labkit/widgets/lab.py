@@ -20,7 +20,6 @@ import asyncio
 import copy
 import threading
 import time
-from contextlib import contextmanager
 
 import ipywidgets as W
 import numpy as np
@@ -56,21 +55,6 @@ because eps cannot be predicted exactly from x_t.
 DDIM vs Heun, mean +- sd over seeds, with the noise floor band (two target batches compared):
 a curve in the band means samples indistinguishable from the target at that sample size.
 """
-
-
-@contextmanager
-def one_torch_thread():
-    """Run torch ops of the calling thread on one core (restored after).
-
-    The lab's tensors are small; with two threads each asking for every core (or other processes
-    busy on them) OpenMP's waiting makes torch many times slower than on one core.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _colors(c: torch.Tensor | None, n: int) -> np.ndarray:
@@ -314,7 +298,7 @@ class LabApp(App):
     def update_field(self) -> None:
         """Re-draw the score-field arrows at the t slider with the latest weights."""
         t = self.t_slider.value
-        with one_torch_thread():
+        with _train.one_torch_thread():
             s = score_field(self.eps_fn(), self.schedule, t, self.points)
         arrows, _ = display_arrows(s, 2 * self.lim / (self.size - 1))
         self.quiver.set_UVC(arrows[:, 0].numpy(), arrows[:, 1].numpy())
@@ -328,7 +312,7 @@ class LabApp(App):
         name, steps = self.sampler_picker.value, self.steps_slider.value
         g = torch.Generator().manual_seed(self.seed + 1)
         noise = torch.randn(self.n, 2, generator=g)
-        with one_torch_thread():
+        with _train.one_torch_thread():
             result = _samplers.run(name, self.eps_fn(), self.schedule, noise, steps, generator=g)
         cls = self.chosen_class
         self.result = result
@@ -347,7 +331,7 @@ class LabApp(App):
     def quality(self) -> dict:
         """MMD^2 vs NFE for DDIM and Heun over N in {4, ..., 128} (unconditional model), with the floor."""
         model = self.view
-        with one_torch_thread():
+        with _train.one_torch_thread():
             result = run_quality(cfg(model, None, 0.0), self.target, self.schedule, samplers=("ddim", "heun"),
                                  steps=DEFAULT_STEPS, n=self.quality_n, seeds=self.quality_seeds, seed=self.seed,
                                  progress=False)
