@@ -46,7 +46,9 @@ def collect_bars(results) -> list[tuple[str, str, str, str]]:
         for b in wl["bars"]:
             rows.append((b["name"], f"<= {b['limit_ms']:.0f} ms", f"{b['value_ms']:.1f} ms", verdict(b["pass"])))
     if co:
+        partial = "" if co.get("complete", True) else " (PARTIAL: run stopped)"
         for b in co["bars"]:
+            b = {**b, "name": b["name"] + partial}
             if "limit_s" in b:
                 rows.append((b["name"], "<= 240 s", f"{b['value_s']:.0f} s", verdict(b["pass"])))
             else:
@@ -175,12 +177,13 @@ def main():
              "```", run.get("command", "python benchmarks/run_all.py"), "```", ""]
     if m:
         lines += [f"- Machine: {m['cpu_model']}, {m['cpu_count']} cores, {m['platform']}",
-                  f"- Python {m['python']}, torch {m['torch']} ({m['torch_threads']} threads by default)"]
+                  f"- Python {m['python']}, torch {m['torch']}; torch's intra-op thread count of each part is given "
+                  "under its section"]
     if run:
         lines += [f"- Run: {run['started_utc']} to {run['finished_utc']} UTC, {run['total_s']:.0f} s in all"]
         lines += ["- Load average (1, 5, 15 min) before each script: " + "; ".join(
-            f"{s['name']} {s['loadavg_before'][0]:.2f}, {s['loadavg_before'][1]:.2f}, {s['loadavg_before'][2]:.2f}"
-            f" ({s['seconds']:.0f} s)" for s in run["scripts"])]
+            f"{s['name']} {', '.join(fmt(x) for x in s['loadavg_before'])} ({s['seconds']:.0f} s)"
+            for s in run["scripts"])]
         failed = [f"{s['name']} ({s['returncode']})" for s in run["scripts"] if s["returncode"] != 0]
         if failed:
             lines += ["- Scripts that failed or were stopped (their sections are missing or partial): "
@@ -193,8 +196,9 @@ def main():
         if results[key]:
             r = results[key]
             lines += section(r)
-            lines += [f"_{key}: measured {r['machine']['date_utc']} UTC, load average "
-                      f"{', '.join(f'{x:.2f}' for x in r['machine']['loadavg'])} at the end._", ""]
+            lines += [f"_{key}: measured {r['machine']['date_utc']} UTC with torch at {r['machine']['torch_threads']} "
+                      f"thread(s), load average {', '.join(f'{x:.2f}' for x in r['machine']['loadavg'])} at the end._",
+                      ""]
         else:
             lines += [f"## {key}", "", "Not measured in this run.", ""]
     notes = HERE / "NOTES.md"

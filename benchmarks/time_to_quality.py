@@ -89,6 +89,11 @@ def main(argv=None):
         repeats = args.repeats if name == "ring8" else 1
         results.append(time_to_quality(name, [int(s) for s in ladder.split(",")], n=args.n, seeds=args.seeds,
                                        repeats=repeats))
+        write(args, results, complete=False)  # after every target, so a stopped run keeps what it measured
+    write(args, results, complete=True)
+
+
+def write(args, results, complete: bool):
     ring8 = next((r for r in results if r["target"] == "ring8"), None)
     bar = None
     if ring8 is not None:
@@ -96,7 +101,7 @@ def main(argv=None):
         bar = {"name": "ring8 time to quality", "limit_s": BAR_RING8_S, "value_s": value,
                "pass": value is not None and value <= BAR_RING8_S}
     write_result("time_to_quality", {"n": args.n, "seeds": args.seeds, "defaults": train.DEFAULTS,
-                                     "targets": results, "bar": bar})
+                                     "targets": results, "bar": bar, "complete": complete})
 
 
 if __name__ == "__main__":
