@@ -56,9 +56,11 @@ def adam_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float, s
 def one_torch_thread():
     """Run torch ops on one intra-op thread, then restore the previous setting.
 
-    For labkit's small MLPs one thread is about as fast as two on an idle machine, and it avoids
-    OpenMP's spin-waiting, which made small ops 5-50x slower whenever the cores were shared (by
-    another process, or by the lab's training thread and its sliders).
+    On an idle 2-core machine a second thread speeds training of labkit's small MLPs up by about
+    1.5x, but OpenMP's spin-waiting makes small ops 5-50x slower as soon as the cores are shared (by
+    another process, or by the lab's training thread and its sliders). Widget callbacks, the lab's
+    training thread and the single-sigma DSM runs therefore use one thread; ``train`` itself
+    keeps torch's setting (benchmarks/RESULTS.md has the measurements).
     """
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import ipywidgets as W
 import matplotlib.pyplot as plt
 
+from ..train import one_torch_thread
+
 
 class App:
     """Base of every widget app.
@@ -36,9 +38,11 @@ class App:
         control.observe(lambda change: self.guarded(method), names="value")
 
     def guarded(self, method: Callable[[], None]) -> None:
-        """Run ``method``; show any exception in the app's error area instead of losing it."""
+        """Run ``method`` (on one torch thread: see :func:`labkit.train.one_torch_thread`); show any
+        exception in the app's error area instead of losing it."""
         try:
-            method()
+            with one_torch_thread():
+                method()
         except Exception:
             self.last_error = traceback.format_exc()
             with self.errors:
