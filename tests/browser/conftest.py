@@ -104,8 +104,10 @@ class Server:
                 self.process.wait(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope: Playwright's sync API keeps an asyncio loop marked as running in this thread
+    # while it is open, which would break later tests that run their own loop (asyncio.run).
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install it (apt-get install -y chromium) or set "
                     "LABKIT_CHROMIUM; the browser tests must not be skipped")
