@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import torch
 
@@ -25,3 +27,13 @@ def _close_figures():
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def rejects(fn, *names):
+    """fn() raises ValueError/TypeError whose message names one of ``names``; returns the message."""
+    with pytest.raises((ValueError, TypeError)) as err:
+        fn()
+    message = str(err.value)
+    assert any(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", message) for n in names), \
+        f"{type(err.value).__name__} does not name {names}: {message}"
+    return message

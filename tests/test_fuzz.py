@@ -11,7 +11,6 @@ schedule's largest sigma and at its smallest, n = 1 and 2, identical points, flo
 from __future__ import annotations
 
 import math
-import re
 
 import pytest
 import torch
@@ -20,6 +19,8 @@ from hypothesis import strategies as st
 
 from labkit import guidance, metrics, oracle, samplers, schedules, targets
 from labkit.model import EpsMLP
+from labkit.train import one_torch_thread
+from tests.conftest import rejects
 
 # 500 examples per entry point in the plain `python -m pytest` run; no deadline, since the
 # machine is shared and a slow example is not a failure.
@@ -33,22 +34,9 @@ DTYPES = st.sampled_from([torch.float32, torch.float64])
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """Tiny tensors are fastest on one thread; on a busy machine two threads contend and run
-    these examples 20x slower. Restored after the module."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def rejects(fn, *names):
-    """fn() raises ValueError/TypeError and the message names one of ``names``; returns the message."""
-    with pytest.raises((ValueError, TypeError)) as err:
-        fn()
-    message = str(err.value)
-    assert any(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", message) for n in names), \
-        f"{type(err.value).__name__} does not name {names}: {message}"
-    return message
+    """Tiny tensors: one torch thread (two contend on a busy machine); restored after the module."""
+    with one_torch_thread():
+        yield
 
 
 def finite(x: torch.Tensor) -> bool:

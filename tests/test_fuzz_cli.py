@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from labkit import checkpoints, cli, schedules, targets
 from labkit import train as train_module
 from labkit.model import EpsMLP
+from labkit.train import one_torch_thread
+from tests.conftest import rejects
 
 FUZZ = settings(max_examples=500, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -33,19 +35,9 @@ NOT_INTS = st.one_of(st.floats(allow_nan=True), st.text(max_size=3), st.booleans
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    """Tiny tensors are fastest on one thread (two contend on a busy machine); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def rejects(fn, *names):
-    with pytest.raises((ValueError, TypeError)) as err:
-        fn()
-    message = str(err.value)
-    assert any(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", message) for n in names), \
-        f"{type(err.value).__name__} does not name {names}: {message}"
+    """Tiny tensors: one torch thread (two contend on a busy machine); restored after the module."""
+    with one_torch_thread():
+        yield
 
 
 def tiny_model(target, T, seed=0):
