@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from . import samplers
 from ._checks import check_float, check_generator, check_int
-from .model import time_embedding
+from .model import mlp, time_embedding
 from .schedules import Schedule
 from .train import POOL_SIZE, _deferred_interrupt, adam_step
 
@@ -84,13 +84,7 @@ class RadiusEpsMLP(nn.Module):
         self.T, self.time_dim = T, time_dim
         self.cond_embedding = nn.Sequential(nn.Linear(1, cond_dim), nn.SiLU())
         self.null_embedding = nn.Parameter(torch.zeros(cond_dim))
-        layers: list[nn.Module] = []
-        width_in = dim + time_dim + cond_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width_in, width), nn.SiLU()]
-            width_in = width
-        layers.append(nn.Linear(width_in, dim))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(dim + time_dim + cond_dim, width, depth, dim)
 
     def embed_condition(self, r: torch.Tensor | None, n: int) -> torch.Tensor:
         if r is None:

@@ -27,6 +27,16 @@ def time_embedding(t: torch.Tensor, dim: int, T: int) -> torch.Tensor:
     return torch.cat([angle.sin(), angle.cos()], dim=1)
 
 
+def mlp(width_in: int, width: int, depth: int, width_out: int) -> nn.Sequential:
+    """``depth`` Linear + SiLU layers of ``width``, then a Linear to ``width_out``."""
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width_in, width), nn.SiLU()]
+        width_in = width
+    layers.append(nn.Linear(width_in, width_out))
+    return nn.Sequential(*layers)
+
+
 class EpsMLP(nn.Module):
     """MLP eps_theta(x, t, c): [x, emb(t), emb(c)] -> ``depth`` SiLU layers of ``width`` -> eps."""
 
@@ -47,13 +57,7 @@ class EpsMLP(nn.Module):
         self.num_classes, self.T, self.dim, self.time_dim = num_classes, T, dim, time_dim
         # One extra row: index num_classes is the null token (no label), trained by label dropout.
         self.class_embedding = nn.Embedding(num_classes + 1, class_dim)
-        layers: list[nn.Module] = []
-        width_in = dim + time_dim + class_dim
-        for _ in range(depth):
-            layers += [nn.Linear(width_in, width), nn.SiLU()]
-            width_in = width
-        layers.append(nn.Linear(width_in, dim))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(dim + time_dim + class_dim, width, depth, dim)
 
     @property
     def null_class(self) -> int:
