@@ -73,6 +73,9 @@ def percentile(values, q: float) -> float:
     return v[lo] + (v[hi] - v[lo]) * (pos - lo)
 
 
+_FLOORS: dict = {}
+
+
 def quality_check(samples_fn, target, *, n: int = 1000, seeds: int = 3, seed: int = 0, floor_repeats: int = 20):
     """MMD^2 of ``samples_fn(noise)`` against fresh target batches, next to the noise floor.
 
@@ -86,8 +89,13 @@ def quality_check(samples_fn, target, *, n: int = 1000, seeds: int = 3, seed: in
 
     from labkit.metrics import mmd2, noise_floor
 
-    g = torch.Generator().manual_seed(seed)
-    floor = noise_floor(target, n, repeats=floor_repeats, generator=g)
+    key = (target.name, n, seed, floor_repeats)
+    if key not in _FLOORS:  # the floor and the generator state after it depend on the key alone
+        g = torch.Generator().manual_seed(seed)
+        _FLOORS[key] = noise_floor(target, n, repeats=floor_repeats, generator=g), g.get_state()
+    floor, state = _FLOORS[key]
+    g = torch.Generator()
+    g.set_state(state)
     noise = torch.randn(seeds * n, 2, generator=g)
     references = [target.sample(n, g)[0] for _ in range(seeds)]
     x = samples_fn(noise)

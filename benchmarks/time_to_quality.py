@@ -28,11 +28,12 @@ BAR_RING8_S = 15.0
 RING8_LADDER = "500,750,1000,1250,1500,2000,3000,4000,8000"
 
 
-def train_timed(target, schedule, steps: int, seed: int = 0):
-    """A fresh model trained for ``steps`` with the default recipe; returns (model, seconds)."""
+def train_timed(target, schedule, steps: int, seed: int = 0, **recipe):
+    """A fresh model trained for ``steps`` with the default recipe (``recipe`` overrides train()'s
+    other arguments); returns (model, seconds)."""
     model = train.new_model(target, schedule, seed=seed)
     start = time.perf_counter()
-    train.train(model, target, schedule, steps=steps, seed=seed, progress=False)
+    train.train(model, target, schedule, steps=steps, seed=seed, progress=False, **recipe)
     return model, time.perf_counter() - start
 
 
@@ -49,13 +50,18 @@ def evaluate(model, target, schedule, *, n: int, seeds: int, heun_steps: int = 1
     return out
 
 
-def time_to_quality(name: str, ladder, *, n: int = 1000, seeds: int = 3, repeats: int = 1, log=print) -> dict:
-    """Walk up ``ladder`` (training steps) until both samplers reach the floor; time the passing run."""
+def time_to_quality(name: str, ladder, *, n: int = 1000, seeds: int = 3, repeats: int = 1, seed: int = 0,
+                    recipe: dict | None = None, log=print) -> dict:
+    """Walk up ``ladder`` (training steps) until both samplers reach the floor; time the passing run.
+
+    ``seed`` seeds the model's initialisation and its training; ``recipe`` overrides train()'s defaults.
+    """
     target, schedule = targets.get(name), schedules.cosine()
+    recipe = recipe or {}
     runs = []
     passed = None
     for steps in ladder:
-        model, seconds = train_timed(target, schedule, steps)
+        model, seconds = train_timed(target, schedule, steps, seed, **recipe)
         quality = evaluate(model, target, schedule, n=n, seeds=seeds)
         runs.append({"steps": steps, "train_s": seconds, **quality})
         ddpm = quality["ddpm"]
@@ -65,10 +71,12 @@ def time_to_quality(name: str, ladder, *, n: int = 1000, seeds: int = 3, repeats
         if quality["at_floor"]:
             passed = steps
             break
-    result = {"target": name, "ladder": list(ladder), "runs": runs, "steps_to_quality": passed,
+    result = {"target": name, "seed": seed, "recipe": {**train.DEFAULTS, **recipe}, "ladder": list(ladder),
+              "runs": runs, "steps_to_quality": passed,
               "seconds_to_quality": None, "timing_repeats": []}
     if passed is not None:
-        times = [runs[-1]["train_s"]] + [train_timed(target, schedule, passed)[1] for _ in range(repeats - 1)]
+        times = [runs[-1]["train_s"]] + [train_timed(target, schedule, passed, seed, **recipe)[1]
+                                         for _ in range(repeats - 1)]
         result["timing_repeats"] = times
         result["seconds_to_quality"] = statistics.median(times)
     return result

@@ -1,16 +1,26 @@
 """labkit vs smalldiffusion: training wall time to reach the MMD^2 noise floor on ring8, side by side.
 
-labkit: the time-to-quality walk of ``time_to_quality.py`` on ring8 (default recipe, complete
-runs of increasing length, Heun-16 and DDPM-1000 both at the floor). smalldiffusion (PyPI): its
-own toy recipe, model, ``training_loop`` and sampler (``peer_smalldiffusion.py``), run in its own
-virtual environment, which this script creates on first use (smalldiffusion imports torchvision,
-which imports only beside the torch release it was built for, so the peer gets torch 2.14.1 and
-torchvision 0.29.1 instead of touching labkit's torch). Both are judged by the same check: the
-same noise, the same fresh ring8 batches and the same floor (benchmarks/common.py, seed 0).
-Bar (COURSE.md section 5): labkit >= 5x faster. Also reported: smalldiffusion's MMD^2 after the
-same training time as labkit needed.
+smalldiffusion (PyPI): its own toy recipe, model, ``training_loop`` and sampler
+(``peer_smalldiffusion.py``), in its own virtual environment, which this script creates on first
+use (smalldiffusion imports torchvision, which imports only beside the torch release it was built
+for, so the peer gets torch 2.14.1 and torchvision 0.29.1 instead of touching labkit's torch). Its
+model is unconditional, and it is checked every ``--every`` steps of one run.
 
-    python benchmarks/vs_smalldiffusion.py [--budget 120]
+labkit, like for like: an unconditional model (``train(..., p_uncond=1.0)``: every label is the
+null token; every other setting is the default recipe), walked up a ladder of complete runs of
+100, 200, ... steps (each a fresh model with its full learning-rate decay), the same step
+granularity as smalldiffusion's checks. Two criteria: Heun-16 alone at the floor (the fast
+sampler, like smalldiffusion's 20-step one) and Heun-16 and DDPM-1000 both. labkit's default,
+class-conditional recipe (p_uncond = 0.1) is walked too and reported beside it.
+
+Both sides run on one torch thread and are judged by the same check: the same noise, the same
+fresh ring8 batches and the same floor (benchmarks/common.py). Both are repeated for
+``--train-seeds`` seeds (model initialisation, data pool and order); a side's time is the median
+over seeds, labkit's per seed the median of 3 timings of the passing run. Bar (COURSE.md
+section 5): labkit >= 5x faster. Also reported: smalldiffusion's MMD^2 after the same training time
+as labkit needed.
+
+    python benchmarks/vs_smalldiffusion.py [--train-seeds 3] [--budget 120]
 """
 
 from __future__ import annotations
@@ -24,14 +34,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
 from common import HERE, write_result
-from time_to_quality import RING8_LADDER, time_to_quality, train_timed
+from time_to_quality import time_to_quality, train_timed
 
-from labkit import schedules, targets
+from labkit import schedules, targets, train
 
 PEER = Path(os.environ.get("LABKIT_BENCH_PEER", HERE / ".venv-peer"))
 PEER_PACKAGES = ["smalldiffusion==0.5.0", "torch==2.14.1", "torchvision==0.29.1"]
 BAR_SPEEDUP = 5.0
+UNCONDITIONAL = {"p_uncond": 1.0}
+LADDER = ",".join(str(k) for k in range(100, 2100, 100))  # smalldiffusion is checked every 100 steps too
 
 
 def peer_python() -> Path:
@@ -47,65 +60,105 @@ def peer_python() -> Path:
     return python
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ladder", default=RING8_LADDER)
-    parser.add_argument("--budget", type=float, default=120.0, help="smalldiffusion training seconds at most")
-    parser.add_argument("--every", type=int, default=100, help="smalldiffusion steps between checks")
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args(argv)
-
-    python = peer_python()
-    print("labkit (default recipe) on ring8:")
-    ladder = [int(s) for s in args.ladder.split(",")]
-    ours = time_to_quality("ring8", ladder, n=args.n, seeds=args.seeds, repeats=3)
-    both_s = ours["seconds_to_quality"]  # Heun-16 and DDPM-1000 at the floor; median of 3 timings
+def labkit_side(seed: int, recipe: dict, ladder, n: int, seeds: int) -> dict:
+    """labkit's walk for one training seed, with the Heun-16-alone run timed 3 times too."""
+    ours = time_to_quality("ring8", ladder, n=n, seeds=seeds, repeats=3, seed=seed, recipe=recipe)
     heun_run = next((r for r in ours["runs"] if r["heun16"]["at_floor"]), None)
-    heun_s = None
-    if heun_run is not None:  # the like-for-like criterion: labkit's fast sampler alone, timed 3 times
-        times = [heun_run["train_s"]] + [train_timed(targets.get("ring8"), schedules.cosine(), heun_run["steps"])[1]
-                                         for _ in range(2)]
-        heun_s = statistics.median(times)
-        print(f"  labkit Heun-16 alone at the floor after {heun_run['steps']} steps: {heun_s:.2f} s (median of "
-              f"{', '.join(f'{t:.2f}' for t in times)})")
-    print("smalldiffusion (its toy recipe) on ring8:")
+    heun_times = []
+    if heun_run is not None and heun_run["steps"] == ours["steps_to_quality"]:
+        heun_times = ours["timing_repeats"]  # the same run: reuse its 3 timings
+    elif heun_run is not None:
+        heun_times = [heun_run["train_s"]] + [train_timed(targets.get("ring8"), schedules.cosine(),
+                                                          heun_run["steps"], seed, **recipe)[1] for _ in range(2)]
+    return {"seed": seed, "walk": ours,
+            "heun_steps": heun_run["steps"] if heun_run else None,
+            "heun_s": statistics.median(heun_times) if heun_times else None, "heun_times": heun_times,
+            "both_steps": ours["steps_to_quality"], "both_s": ours["seconds_to_quality"]}
+
+
+def peer_side(python: Path, seed: int, args, also_at) -> dict:
+    """smalldiffusion's run for one seed: its checkpoints and the first one at the floor."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "peer.json"
         cmd = [str(python), str(HERE / "peer_smalldiffusion.py"), "--out", str(out), "--budget", str(args.budget),
-               "--every", str(args.every), "--n", str(args.n), "--seeds", str(args.seeds), "--also-at",
-               *[str(t) for t in (heun_s, both_s) if t is not None]]
-        subprocess.run(cmd, check=True, cwd=HERE, env={**os.environ, "TQDM_DISABLE": "1"})
+               "--every", str(args.every), "--n", str(args.n), "--seeds", str(args.seeds), "--seed", str(seed),
+               "--also-at", *[str(t) for t in also_at if t is not None]]
+        subprocess.run(cmd, check=True, cwd=HERE, env={**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"})
         peer = json.loads(out.read_text())
+    first = next((c for c in peer["checkpoints"] if c["at_floor"]), None)
+    peer["first_at_floor"] = first
+    # Not reached within the budget: the time spent is a lower bound.
+    peer["reached_s"] = first["train_s"] if first else peer["checkpoints"][-1]["train_s"]
+    return peer
 
-    checks = peer["checkpoints"]
-    first = next((c for c in checks if c["at_floor"]), None)
-    peer_s = first["train_s"] if first else None
-    reached = peer_s if peer_s is not None else checks[-1]["train_s"]  # else a lower bound: the budget spent
 
-    def at_time(seconds):  # smalldiffusion's last check at or before ``seconds`` of training
-        c = max((c for c in checks if seconds is not None and c["train_s"] <= seconds * 1.02),
-                key=lambda c: c["train_s"], default=None)
-        return None if c is None else {"train_s": c["train_s"], "steps": c["steps"], "mmd2_mean": c["mmd2_mean"]}
+def at_time(checks, seconds):
+    """smalldiffusion's last check at or before ``seconds`` of training."""
+    c = max((c for c in checks if seconds is not None and c["train_s"] <= seconds * 1.02),
+            key=lambda c: c["train_s"], default=None)
+    return None if c is None else {"train_s": c["train_s"], "steps": c["steps"], "mmd2_mean": c["mmd2_mean"]}
 
+
+def median_or_none(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ladder", default=LADDER)
+    parser.add_argument("--budget", type=float, default=120.0, help="smalldiffusion training seconds at most")
+    parser.add_argument("--every", type=int, default=100, help="smalldiffusion steps between checks")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--seeds", type=int, default=3, help="sample seeds per quality check")
+    parser.add_argument("--train-seeds", type=int, default=3, help="training seeds per side")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    ladder = [int(s) for s in args.ladder.split(",")]
+
+    python = peer_python()
+    uncond, default, peers = [], [], []
+    for seed in range(args.train_seeds):
+        print(f"seed {seed}: labkit, unconditional (p_uncond = 1):")
+        uncond.append(labkit_side(seed, UNCONDITIONAL, ladder, args.n, args.seeds))
+        print(f"seed {seed}: labkit, default recipe (class-conditional, p_uncond = {train.DEFAULTS['p_uncond']}):")
+        default.append(labkit_side(seed, {}, ladder, args.n, args.seeds))
+        print(f"seed {seed}: smalldiffusion (its toy recipe):")
+        labkit_times = [side[key] for side in (uncond[-1], default[-1]) for key in ("heun_s", "both_s")]
+        peers.append(peer_side(python, seed, args, labkit_times))
+
+    peer_s = median_or_none([p["reached_s"] for p in peers])
+    lower_bound = any(p["first_at_floor"] is None for p in peers)
     comparisons = []
-    for label, ours_s, steps in (("labkit Heun-16 (31 NFE) vs smalldiffusion's 20-step sampler", heun_s,
-                                  heun_run["steps"] if heun_run else None),
-                                 ("labkit Heun-16 and DDPM-1000 both vs smalldiffusion's 20-step sampler", both_s,
-                                  ours["steps_to_quality"])):
-        speedup = None if ours_s is None else reached / ours_s
-        comparisons.append({"name": label, "labkit_s": ours_s, "labkit_steps": steps, "speedup": speedup,
-                            "speedup_is_lower_bound": peer_s is None,
-                            "pass": speedup is not None and speedup >= BAR_SPEEDUP,
-                            "smalldiffusion_at_labkit_time": at_time(ours_s)})
-    summary = {"smalldiffusion_s": peer_s, "smalldiffusion_steps": first["steps"] if first else None,
-               "smalldiffusion_reached": first is not None, "smalldiffusion_budget_s": args.budget,
-               "threshold": ours["runs"][-1]["heun16"]["threshold"], "comparisons": comparisons}
-    bars = [{"name": f"labkit >= 5x faster than smalldiffusion to the floor, ring8 ({c['name']})",
-             "limit": BAR_SPEEDUP, "value": c["speedup"], "lower_bound": c["speedup_is_lower_bound"], "pass": c["pass"]}
-            for c in comparisons]
+    for recipe_name, sides in (("unconditional (p_uncond = 1), like smalldiffusion's model", uncond),
+                               ("default recipe (class-conditional, p_uncond = 0.1)", default)):
+        for criterion, key in (("Heun-16 (31 NFE) at the floor", "heun"),
+                               ("Heun-16 and DDPM-1000 at the floor", "both")):
+            ours_s = median_or_none([side[f"{key}_s"] for side in sides])
+            speedup = None if ours_s is None or peer_s is None else peer_s / ours_s
+            comparisons.append({
+                "recipe": recipe_name, "criterion": criterion, "labkit_s": ours_s,
+                "labkit_steps": [side[f"{key}_steps"] for side in sides],
+                "labkit_s_per_seed": [side[f"{key}_s"] for side in sides],
+                "speedup": speedup, "speedup_is_lower_bound": lower_bound,
+                "pass": speedup is not None and speedup >= BAR_SPEEDUP,
+                "smalldiffusion_at_labkit_time": [at_time(p["checkpoints"], side[f"{key}_s"])
+                                                  for p, side in zip(peers, sides)]})
+    summary = {"smalldiffusion_s": peer_s, "smalldiffusion_s_per_seed": [p["reached_s"] for p in peers],
+               "smalldiffusion_steps_per_seed": [p["first_at_floor"]["steps"] if p["first_at_floor"] else None
+                                                 for p in peers],
+               "smalldiffusion_reached": not lower_bound, "smalldiffusion_budget_s": args.budget,
+               "threshold": uncond[0]["walk"]["runs"][-1]["heun16"]["threshold"], "train_seeds": args.train_seeds,
+               "comparisons": comparisons}
+    # The bar is judged like for like: unconditional models, each side's own fast sampler.
+    like = comparisons[0]
+    bars = [{"name": "labkit >= 5x faster than smalldiffusion to the floor, ring8 (unconditional models, "
+                     "labkit Heun-16 vs smalldiffusion's 20-step sampler, median of "
+                     f"{args.train_seeds} training seeds each)",
+             "limit": BAR_SPEEDUP, "value": like["speedup"], "lower_bound": lower_bound, "pass": like["pass"]}]
     print(json.dumps(summary, indent=1))
-    write_result("vs_smalldiffusion", {"labkit": ours, "smalldiffusion": peer, "summary": summary, "bars": bars})
+    write_result("vs_smalldiffusion", {"labkit_unconditional": uncond, "labkit_default": default,
+                                       "smalldiffusion": peers, "summary": summary, "bars": bars})
 
 
 if __name__ == "__main__":
