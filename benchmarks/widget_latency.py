@@ -1,6 +1,7 @@
 """Widget latency: how long one slider update takes, headless (matplotlib Agg), p50 and p95.
 
-Measured through labkit's own widget apps, the code a slider runs:
+Measured through labkit's own widget apps, the code a slider runs (each call wrapped in the apps'
+``guarded``, as a slider's callback is: one torch thread, errors caught by the app):
 - score field: ``ScoreFieldApp.set_t(t)`` with one panel (the learned eps of ring8) on the
   16 x 16 grid with the noised cloud: model call, ``set_UVC`` and ``set_offsets``, canvas draw.
   t sweeps over random values in [0, T-1]. Bar p95 <= 50 ms.
@@ -66,7 +67,8 @@ def main(argv=None):
     from labkit.widgets.score_field import ScoreFieldApp
 
     app = ScoreFieldApp(schedule, {"learned eps": eps_fn}, target=target)
-    results["score_field_app"] = stats(latencies(app.set_t, ts))
+    # What a t-slider change runs: the app's guarded callback (one torch thread, errors to the app).
+    results["score_field_app"] = stats(latencies(lambda t: app.guarded(lambda: app.set_t(t)), ts))
     plt.close(app.fig)
 
     # --- score field, the bare operations ---
@@ -89,7 +91,9 @@ def main(argv=None):
     from labkit.widgets.samplers import SamplerApp
 
     sapp = SamplerApp(eps_fn, schedule, target, sampler="heun", steps=16, n=300)
-    results["heun16_300_app"] = stats(latencies(lambda _: sapp.update(), list(range(args.updates))))
+    results["heun16_300_app"] = stats(latencies(lambda _: sapp.guarded(sapp.update), list(range(args.updates))))
+    if app.last_error or sapp.last_error:
+        raise RuntimeError(f"an app update failed:\n{app.last_error or sapp.last_error}")
     plt.close(sapp.fig)
 
     # --- Heun-16 on 300 points, the bare operations (new noise each time) ---
