@@ -117,7 +117,7 @@ def guidance_study(model, target, schedule, ws=(0.0, 1.0, 2.0, 4.0, 8.0), classe
         floor = mmd2(target.sample(n, g, classes=c)[0], reference)
         noise = torch.randn(n, 2, generator=g)
         for w in ws:
-            x = heun(cfg(model, c, w), schedule, noise, steps).x
+            x = heun(cfg(model, c, w), schedule, noise, steps, keep_trajectory=False).x
             rows.append({"w": w, "s": 1.0 + w, "class": c, "class_name": target.class_names[c],
                          "precision": precision(x, reference), "recall": precision(reference, x),
                          "spread": class_spread(x), "target_spread": class_spread(reference),

@@ -56,7 +56,7 @@ def run_quality(eps_fn, target: Target, schedule: Schedule, samplers=("ddim", "h
         noise = torch.randn(n, 2, generator=g)
         reference = target.sample(n, g)[0]
         for name, k in jobs:
-            result = _samplers.run(name, eps_fn, schedule, noise, k, generator=g)
+            result = _samplers.run(name, eps_fn, schedule, noise, k, generator=g, keep_trajectory=False)
             values[(name, k)].append(mmd2(result.x, reference))
             nfe[(name, k)] = result.nfe
             bar.update(1)

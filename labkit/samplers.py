@@ -1,7 +1,10 @@
 """Reverse samplers over an eps function eps_fn(x, t) (t: float timesteps in [0, T-1]).
 
 Each returns a :class:`SampleResult` with the final samples ``x``, the ``trajectory`` (data
-space, VP coordinates, first entry = start) and ``nfe`` (number of eps_fn calls).
+space, VP coordinates, first entry = start) and ``nfe`` (number of eps_fn calls). With
+``keep_trajectory=False`` the trajectory is not recorded (an empty list): keeping every step's
+tensor alive makes each step's arithmetic write to fresh memory, which at 10^4 points costs
+more than the arithmetic itself (benchmarks/NOTES.md).
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ def _check_common(eps_fn, schedule, noise):
     check_points("noise", noise, dim=None)
 
 
+def _check_keep(keep_trajectory) -> bool:
+    if not isinstance(keep_trajectory, bool):
+        raise TypeError(f"keep_trajectory must be True or False, got {keep_trajectory!r}")
+    return keep_trajectory
+
+
 def _eps(eps_fn, x, t: float):
     eps = eps_fn(x, torch.full((len(x),), t, dtype=x.dtype, device=x.device))
     if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
@@ -41,8 +50,8 @@ def _eps(eps_fn, x, t: float):
 
 
 @torch.inference_mode()
-def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, generator: torch.Generator | None = None
-         ) -> SampleResult:
+def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, generator: torch.Generator | None = None,
+         keep_trajectory: bool = True) -> SampleResult:
     """Ancestral sampling over all T steps (Ho et al. 2020, Algorithm 2).
 
     x_{T-1} = noise; for t = T-1..0:
@@ -52,9 +61,10 @@ def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, generator: torch.Ge
     """
     _check_common(eps_fn, schedule, noise)
     check_generator(generator)
+    keep = _check_keep(keep_trajectory)
     betas, alphas, abar = (v.tolist() for v in (schedule.betas, schedule.alphas, schedule.alphas_cumprod))
     x = noise
-    trajectory = [x]
+    trajectory = [x] if keep else []
     for t in range(schedule.T - 1, -1, -1):
         eps_hat = _eps(eps_fn, x, t)
         x = (x - betas[t] / math.sqrt(1 - abar[t]) * eps_hat) / math.sqrt(alphas[t])
@@ -62,7 +72,8 @@ def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, generator: torch.Ge
             beta_tilde = (1 - abar[t - 1]) / (1 - abar[t]) * betas[t]
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = x + math.sqrt(beta_tilde) * z
-        trajectory.append(x)
+        if keep:
+            trajectory.append(x)
     return SampleResult(x, trajectory, schedule.T)
 
 
@@ -78,7 +89,8 @@ def ddim_timesteps(schedule: Schedule, steps: int, sigma_max: float | None = 80.
 
 @torch.inference_mode()
 def ddim(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, eta: float = 0.0,
-         sigma_max: float | None = 80.0, generator: torch.Generator | None = None) -> SampleResult:
+         sigma_max: float | None = 80.0, generator: torch.Generator | None = None,
+         keep_trajectory: bool = True) -> SampleResult:
     """DDIM (Song, Meng, Ermon 2021, Eq. 12) on ``steps`` trailing timesteps.
 
     From t to the next timestep s (abar_s = 1 after the last one):
@@ -92,10 +104,11 @@ def ddim(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, eta: fl
     _check_common(eps_fn, schedule, noise)
     eta = check_float("eta", eta, 0.0, 1.0)
     check_generator(generator)
+    keep = _check_keep(keep_trajectory)
     timesteps = ddim_timesteps(schedule, steps, sigma_max)
     abar = schedule.alphas_cumprod.tolist()
     x = noise * math.sqrt(1 - abar[timesteps[0]])
-    trajectory = [x]
+    trajectory = [x] if keep else []
     for i, t in enumerate(timesteps):
         abar_s = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
         eps_hat = _eps(eps_fn, x, t)
@@ -104,7 +117,8 @@ def ddim(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, eta: fl
         x = math.sqrt(abar_s) * x0_hat + math.sqrt(max(1 - abar_s - sigma**2, 0.0)) * eps_hat
         if sigma > 0:
             x = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        trajectory.append(x)
+        if keep:
+            trajectory.append(x)
     return SampleResult(x, trajectory, len(timesteps))
 
 
@@ -126,7 +140,7 @@ def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7
 
 @torch.inference_mode()
 def heun(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_max: float = 80.0,
-         sigma_min: float | None = None, rho: float = 7.0) -> SampleResult:
+         sigma_min: float | None = None, rho: float = 7.0, keep_trajectory: bool = True) -> SampleResult:
     """Heun's 2nd-order method on the probability-flow ODE (Karras et al. 2022, Algorithm 1,
     i.e. Algorithm 2 without churn), in sigma space: dx/dsigma = (x - D(x; sigma)) / sigma.
 
@@ -140,6 +154,7 @@ def heun(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_m
     sigma_min = schedule.sigma_min if sigma_min is None else \
         check_float("sigma_min", sigma_min, schedule.sigma_min, sigma_max)
     rho = check_float("rho", rho, 0.0, 100.0, low_open=True)
+    keep = _check_keep(keep_trajectory)
     sigmas = karras_sigmas(steps, sigma_min, sigma_max, rho)
     ts = schedule.sigma_to_t(torch.tensor(sigmas[:-1], dtype=torch.float64)).tolist() + [None]
 
@@ -147,7 +162,7 @@ def heun(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_m
         return _eps(eps_fn, x / math.sqrt(1 + sigmas[i] ** 2), ts[i])
 
     x = noise * sigmas[0]                       # Alg. 1 line 2: x_0 ~ N(0, sigma_0^2 I)
-    trajectory = [x / math.sqrt(1 + sigmas[0] ** 2)]
+    trajectory = [x / math.sqrt(1 + sigmas[0] ** 2)] if keep else []
     nfe = 0
     for i in range(steps):
         d = slope(x, i)                          # line 4
@@ -158,7 +173,8 @@ def heun(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_m
             x_next = x + (sigmas[i + 1] - sigmas[i]) * (d + d_next) / 2
             nfe += 1
         x = x_next
-        trajectory.append(x / math.sqrt(1 + sigmas[i + 1] ** 2))
+        if keep:
+            trajectory.append(x / math.sqrt(1 + sigmas[i + 1] ** 2))
     return SampleResult(x, trajectory, nfe)
 
 
@@ -167,9 +183,10 @@ SAMPLERS = ("ddpm", "ddim", "heun")
 
 def run(name: str, eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int | None = None,
         generator: torch.Generator | None = None, **kwargs) -> SampleResult:
-    """Dispatch by name: ``ddpm`` ignores ``steps`` (always T), ``ddim`` and ``heun`` need it."""
+    """Dispatch by name: ``ddpm`` ignores ``steps`` (always T), ``ddim`` and ``heun`` need it.
+    ``kwargs`` go to the sampler (``keep_trajectory`` to any of them)."""
     if name == "ddpm":
-        return ddpm(eps_fn, schedule, noise, generator=generator)
+        return ddpm(eps_fn, schedule, noise, generator=generator, **kwargs)
     if name == "ddim":
         return ddim(eps_fn, schedule, noise, steps, generator=generator, **kwargs)
     if name == "heun":

@@ -68,6 +68,18 @@ def test_nfe_and_trajectory_lengths(cosine, exact):
     assert p.nfe == 50 and len(p.trajectory) == 51 and torch.equal(p.trajectory[0], noise)
 
 
+@pytest.mark.parametrize("name", samplers.SAMPLERS)
+def test_without_the_trajectory_the_samples_are_identical(cosine, exact, name):
+    schedule = schedules.linear(T=50) if name == "ddpm" else cosine
+    noise = torch.randn(10, 2, generator=gen(0), dtype=torch.float64)
+    kept = samplers.run(name, exact, schedule, noise, 5, generator=gen(1))
+    dropped = samplers.run(name, exact, schedule, noise, 5, generator=gen(1), keep_trajectory=False)
+    assert torch.equal(kept.x, dropped.x) and kept.nfe == dropped.nfe
+    assert dropped.trajectory == [] and len(kept.trajectory) > 2
+    with pytest.raises(TypeError, match="keep_trajectory"):
+        samplers.run(name, exact, schedule, noise, 5, keep_trajectory="no")
+
+
 def test_counted_model_calls_match_nfe(cosine, exact):
     calls = []
 

@@ -313,7 +313,8 @@ class LabApp(App):
         g = torch.Generator().manual_seed(self.seed + 1)
         noise = torch.randn(self.n, 2, generator=g)
         with _train.one_torch_thread():
-            result = _samplers.run(name, self.eps_fn(), self.schedule, noise, steps, generator=g)
+            result = _samplers.run(name, self.eps_fn(), self.schedule, noise, steps, generator=g,
+                                  keep_trajectory=False)
         cls = self.chosen_class
         self.result = result
         x = torch.nan_to_num(result.x, nan=0.0, posinf=1e3, neginf=-1e3)
