@@ -35,10 +35,32 @@ def _check_common(eps_fn, schedule, noise):
     check_points("noise", noise, dim=None)
 
 
-def _check_keep(keep_trajectory) -> bool:
-    if not isinstance(keep_trajectory, bool):
-        raise TypeError(f"keep_trajectory must be True or False, got {keep_trajectory!r}")
-    return keep_trajectory
+class _Recorder:
+    """Copies a sampler's states into one (length, n, d) tensor allocated up front.
+
+    Appending each step's fresh tensor to a list instead interleaves long-lived small blocks
+    with the model's freed activations, and with two torch threads the allocator's heaps then
+    grow by about one activation per step (DDPM-1000 on 1000 points: +480 MB, benchmarks/NOTES.md).
+    """
+
+    def __init__(self, keep_trajectory, length: int):
+        if not isinstance(keep_trajectory, bool):
+            raise TypeError(f"keep_trajectory must be True or False, got {keep_trajectory!r}")
+        self.keep, self.length, self.count = keep_trajectory, length, 0
+        self.buffer: torch.Tensor | None = None
+
+    def add(self, x: torch.Tensor) -> None:
+        if not self.keep:
+            return
+        if self.buffer is None:
+            self.buffer = torch.empty((self.length, *x.shape), dtype=x.dtype, device=x.device)
+        elif self.buffer.dtype != x.dtype:  # an eps_fn returning another dtype promotes x
+            self.buffer = self.buffer.to(torch.promote_types(self.buffer.dtype, x.dtype))
+        self.buffer[self.count] = x
+        self.count += 1
+
+    def trajectory(self) -> list[torch.Tensor]:
+        return [] if self.buffer is None else list(self.buffer[: self.count].unbind(0))
 
 
 def _eps(eps_fn, x, t: float):
@@ -61,10 +83,10 @@ def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, generator: torch.Ge
     """
     _check_common(eps_fn, schedule, noise)
     check_generator(generator)
-    keep = _check_keep(keep_trajectory)
+    record = _Recorder(keep_trajectory, schedule.T + 1)
     betas, alphas, abar = (v.tolist() for v in (schedule.betas, schedule.alphas, schedule.alphas_cumprod))
     x = noise
-    trajectory = [x] if keep else []
+    record.add(x)
     for t in range(schedule.T - 1, -1, -1):
         eps_hat = _eps(eps_fn, x, t)
         x = (x - betas[t] / math.sqrt(1 - abar[t]) * eps_hat) / math.sqrt(alphas[t])
@@ -72,9 +94,8 @@ def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, generator: torch.Ge
             beta_tilde = (1 - abar[t - 1]) / (1 - abar[t]) * betas[t]
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = x + math.sqrt(beta_tilde) * z
-        if keep:
-            trajectory.append(x)
-    return SampleResult(x, trajectory, schedule.T)
+        record.add(x)
+    return SampleResult(x, record.trajectory(), schedule.T)
 
 
 def ddim_timesteps(schedule: Schedule, steps: int, sigma_max: float | None = 80.0) -> list[int]:
@@ -104,11 +125,11 @@ def ddim(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, eta: fl
     _check_common(eps_fn, schedule, noise)
     eta = check_float("eta", eta, 0.0, 1.0)
     check_generator(generator)
-    keep = _check_keep(keep_trajectory)
     timesteps = ddim_timesteps(schedule, steps, sigma_max)
+    record = _Recorder(keep_trajectory, len(timesteps) + 1)
     abar = schedule.alphas_cumprod.tolist()
     x = noise * math.sqrt(1 - abar[timesteps[0]])
-    trajectory = [x] if keep else []
+    record.add(x)
     for i, t in enumerate(timesteps):
         abar_s = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
         eps_hat = _eps(eps_fn, x, t)
@@ -117,9 +138,8 @@ def ddim(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, eta: fl
         x = math.sqrt(abar_s) * x0_hat + math.sqrt(max(1 - abar_s - sigma**2, 0.0)) * eps_hat
         if sigma > 0:
             x = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        if keep:
-            trajectory.append(x)
-    return SampleResult(x, trajectory, len(timesteps))
+        record.add(x)
+    return SampleResult(x, record.trajectory(), len(timesteps))
 
 
 def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> list[float]:
@@ -154,15 +174,15 @@ def heun(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_m
     sigma_min = schedule.sigma_min if sigma_min is None else \
         check_float("sigma_min", sigma_min, schedule.sigma_min, sigma_max)
     rho = check_float("rho", rho, 0.0, 100.0, low_open=True)
-    keep = _check_keep(keep_trajectory)
     sigmas = karras_sigmas(steps, sigma_min, sigma_max, rho)
+    record = _Recorder(keep_trajectory, steps + 1)
     ts = schedule.sigma_to_t(torch.tensor(sigmas[:-1], dtype=torch.float64)).tolist() + [None]
 
     def slope(x, i):  # (x - D(x; sigma_i)) / sigma_i
         return _eps(eps_fn, x / math.sqrt(1 + sigmas[i] ** 2), ts[i])
 
     x = noise * sigmas[0]                       # Alg. 1 line 2: x_0 ~ N(0, sigma_0^2 I)
-    trajectory = [x / math.sqrt(1 + sigmas[0] ** 2)] if keep else []
+    record.add(x / math.sqrt(1 + sigmas[0] ** 2))
     nfe = 0
     for i in range(steps):
         d = slope(x, i)                          # line 4
@@ -173,9 +193,9 @@ def heun(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_m
             x_next = x + (sigmas[i + 1] - sigmas[i]) * (d + d_next) / 2
             nfe += 1
         x = x_next
-        if keep:
-            trajectory.append(x / math.sqrt(1 + sigmas[i + 1] ** 2))
-    return SampleResult(x, trajectory, nfe)
+        if record.keep:
+            record.add(x / math.sqrt(1 + sigmas[i + 1] ** 2))
+    return SampleResult(x, record.trajectory(), nfe)
 
 
 SAMPLERS = ("ddpm", "ddim", "heun")
