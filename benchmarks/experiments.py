@@ -1,6 +1,7 @@
 """Local experiments behind the recommendations in NOTES.md (not part of run_all).
 
     python benchmarks/experiments.py recipe 128:3e-3:512:1250 128:1e-2:512:600   # width:lr:batch:steps
+    python benchmarks/experiments.py recipe 128:1e-2:512:300:1.0:2   # ...:p_uncond:seed (defaults 0.1 and 0)
     python benchmarks/experiments.py blit          # ScoreFieldApp update, full draw vs blitting
     python benchmarks/experiments.py step-cost     # CPU ms per training step of labkit's default recipe
 
@@ -19,22 +20,28 @@ torch.set_num_threads(1)
 
 
 def recipe(specs):
-    """Ring8 quality after training with each width:lr:batch:steps setting of train()'s arguments."""
+    """Ring8 quality after training with each width:lr:batch:steps[:p_uncond[:seed]] setting of train()'s
+    arguments (unconditional samples, through the null token)."""
     from time_to_quality import evaluate
 
     from labkit import schedules, targets, train
 
     target, schedule = targets.get("ring8"), schedules.cosine()
     for spec in specs:
-        width, lr, batch, steps = spec.split(":")
-        model = train.new_model(target, schedule, width=int(width))
+        parts = spec.split(":")
+        width, lr, batch, steps = parts[:4]
+        p_uncond = parts[4] if len(parts) > 4 else "0.1"
+        seed = parts[5] if len(parts) > 5 else "0"
+        model = train.new_model(target, schedule, seed=int(seed), width=int(width))
         start = time.process_time()
-        train.train(model, target, schedule, steps=int(steps), lr=float(lr), batch_size=int(batch), progress=False)
+        train.train(model, target, schedule, steps=int(steps), lr=float(lr), batch_size=int(batch),
+                    p_uncond=float(p_uncond), seed=int(seed), progress=False)
         cpu = time.process_time() - start
         q = evaluate(model, target, schedule, n=1000, seeds=3)
         ddpm = q["ddpm"]["mmd2_mean"] if q["ddpm"] else float("nan")
-        print(f"width {width} lr {lr} batch {batch} steps {steps}: CPU {cpu:.2f} s ({cpu / int(steps) * 1e3:.2f} "
-              f"ms/step)  Heun-16 {q['heun16']['mmd2_mean']:.5f}  DDPM {ddpm:.5f}  threshold "
+        print(f"width {width} lr {lr} batch {batch} steps {steps} p_uncond {p_uncond} seed {seed}: "
+              f"CPU {cpu:.2f} s ({cpu / int(steps) * 1e3:.2f} ms/step)  "
+              f"Heun-16 {q['heun16']['mmd2_mean']:.5f}  DDPM {ddpm:.5f}  threshold "
               f"{q['heun16']['threshold']:.5f}  {'AT FLOOR' if q['at_floor'] else ''}", flush=True)
 
 

@@ -18,7 +18,7 @@ import math
 import torch
 
 from ._checks import check_float, check_generator, check_int, check_points
-from .samplers import SampleResult
+from .samplers import SampleResult, _Recorder
 from .schedules import Schedule
 
 
@@ -33,6 +33,7 @@ def noise_levels(levels: int, sigma_max: float, sigma_min: float) -> list[float]
     return [sigma_max * math.exp(ratio * i / (levels - 1)) for i in range(levels)]
 
 
+@torch.inference_mode()
 @torch.inference_mode()
 def annealed_langevin(eps_fn, schedule: Schedule, noise: torch.Tensor, *, levels: int = 10,
                       steps_per_level: int = 100, step_size: float = 1e-4, sigma_max: float = 10.0,
@@ -58,7 +59,8 @@ def annealed_langevin(eps_fn, schedule: Schedule, noise: torch.Tensor, *, levels
     ts = schedule.sigma_to_t(torch.tensor(sigmas, dtype=torch.float64)).tolist()
     abars = [1.0 / (1.0 + s**2) for s in sigmas]
     x = noise * math.sqrt(1.0 - abars[0])
-    trajectory = [x]
+    record = _Recorder(True, len(sigmas) * steps_per_level + 1)
+    record.add(x)
     for t, abar in zip(ts, abars, strict=True):
         alpha = step_size * (1.0 - abar) / (1.0 - abars[-1])
         tt = torch.full((len(x),), t, dtype=x.dtype, device=x.device)
@@ -66,5 +68,5 @@ def annealed_langevin(eps_fn, schedule: Schedule, noise: torch.Tensor, *, levels
             score = -eps_fn(x, tt) / math.sqrt(1.0 - abar)
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
             x = x + alpha / 2 * score + math.sqrt(alpha) * z
-            trajectory.append(x)
-    return SampleResult(x, trajectory, len(sigmas) * steps_per_level)
+            record.add(x)
+    return SampleResult(x, record.trajectory(), len(sigmas) * steps_per_level)

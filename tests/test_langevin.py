@@ -64,7 +64,7 @@ def test_nfe_and_trajectory_count_every_langevin_step(ring8, cosine):
     # Levels are visited from the noisiest down, each for steps_per_level calls.
     assert calls[0] == calls[3] > calls[4] == calls[7] > calls[8] == calls[11]
     assert torch.allclose(res.trajectory[0], noise * math.sqrt(1 - 1 / (1 + 10.0**2)))
-    assert res.x is res.trajectory[-1]
+    assert torch.equal(res.x, res.trajectory[-1])
 
 
 def test_annealed_langevin_is_reproducible_with_a_generator(ring8, cosine):
