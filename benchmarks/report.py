@@ -99,12 +99,12 @@ def section_sd(r) -> list[str]:
     lines += [f"smalldiffusion to the floor, steps (seconds) per seed: {per_seed}; median {reached} s.", ""]
     rows = []
     for c in s["comparisons"]:
-        eq = [e for e in c["smalldiffusion_at_labkit_time"] if e is not None]
+        eq = c["smalldiffusion_at_labkit_time"]
         seeds = ", ".join(f"{n} ({t:.2f} s)" if n else "not reached" for n, t in
                           zip(c["labkit_steps"], c["labkit_s_per_seed"]))
         rows.append((c["recipe"], c["criterion"], seeds, fmt(c["labkit_s"], ".2f"), reached,
                      ("> " if c["speedup_is_lower_bound"] else "") + fmt(c["speedup"], ".2f") + "x",
-                     ", ".join(f"{e['mmd2_mean']:.5f}" for e in eq) or "-"))
+                     ", ".join("-" if e is None else f"{e['mmd2_mean']:.5f} ({e['train_s']:.2f} s)" for e in eq)))
     lines += table(["labkit recipe", "labkit criterion", "labkit steps (s) per seed", "labkit s (median)",
                     "smalldiffusion s (median)", "speedup", "smalldiffusion MMD^2 at labkit's time, per seed"], rows)
     rows = [(q["seed"], c["steps"], fmt(c["train_s"], ".2f"), fmt(c["mmd2_mean"], ".5f"),

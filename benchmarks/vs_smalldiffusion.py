@@ -93,10 +93,14 @@ def peer_side(python: Path, seed: int, args, also_at) -> dict:
 
 
 def at_time(checks, seconds):
-    """smalldiffusion's last check at or before ``seconds`` of training."""
-    c = max((c for c in checks if seconds is not None and c["train_s"] <= seconds * 1.02),
-            key=lambda c: c["train_s"], default=None)
-    return None if c is None else {"train_s": c["train_s"], "steps": c["steps"], "mmd2_mean": c["mmd2_mean"]}
+    """smalldiffusion's check made at labkit's time ``seconds``: the check nearest to it, if within 10%
+    (a check asked for at a time lands at the end of the step running then)."""
+    if seconds is None:
+        return None
+    c = min(checks, key=lambda c: abs(c["train_s"] - seconds))
+    if abs(c["train_s"] - seconds) > 0.1 * seconds:
+        return None
+    return {"train_s": c["train_s"], "steps": c["steps"], "mmd2_mean": c["mmd2_mean"]}
 
 
 def median_or_none(values):
