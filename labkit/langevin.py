@@ -34,7 +34,6 @@ def noise_levels(levels: int, sigma_max: float, sigma_min: float) -> list[float]
 
 
 @torch.inference_mode()
-@torch.inference_mode()
 def annealed_langevin(eps_fn, schedule: Schedule, noise: torch.Tensor, *, levels: int = 10,
                       steps_per_level: int = 100, step_size: float = 1e-4, sigma_max: float = 10.0,
                       sigma_min: float = 0.01, generator: torch.Generator | None = None) -> SampleResult:
