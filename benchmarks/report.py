@@ -141,8 +141,9 @@ def section_wl(r) -> list[str]:
     lines = ["## Widget latency (`widget_latency.py`)", "",
              f"Backend {r['backend']} (headless); measured through {r['measured_through']}. Score field: "
              "`ScoreFieldApp.set_t` (one panel, 16 x 16 grid, noised cloud). Samples: `SamplerApp.update` "
-             "(Heun-16, 300 points; includes the MMD^2 the app shows). 'bare' = the same model call, artist update "
-             "and Agg draw without the app.", ""]
+             "(Heun-16, 300 points; includes the MMD^2 the app shows). Both app rows call the method through the "
+             "app's `guarded` wrapper, as a slider's callback does (one torch thread, errors caught). 'bare' = the "
+             "same model call, artist update and Agg draw without the app, at torch's default threads.", ""]
     rows = [(k, v["count"], fmt(v["p50_ms"], ".2f"), fmt(v["p95_ms"], ".2f"), fmt(v["max_ms"], ".2f"))
             for k, v in r["results"].items()]
     return lines + table(["measurement", "updates", "p50 ms", "p95 ms", "max ms"], rows)
