@@ -1,10 +1,10 @@
 """Run every benchmark, each in a fresh process, then write benchmarks/RESULTS.md.
 
-    python benchmarks/run_all.py            # all questions, about 10-15 min on 2 idle cores
+    python benchmarks/run_all.py            # all questions: 13 min on 2 idle cores (775 s measured)
     python benchmarks/run_all.py --only widget_latency,vs_diffusers
 
 The first run also creates the smalldiffusion peer environment (benchmarks/.venv-peer, about
-5.5 GB, a few minutes; not counted in the timings). Results: benchmarks/results/*.json.
+5.5 GB, 71 s measured; not counted in the timings). Results: benchmarks/results/*.json.
 """
 
 from __future__ import annotations
