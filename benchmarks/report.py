@@ -102,11 +102,14 @@ def section_sd(r) -> list[str]:
         eq = c["smalldiffusion_at_labkit_time"]
         seeds = ", ".join(f"{n} ({t:.2f} s)" if n else "not reached" for n, t in
                           zip(c["labkit_steps"], c["labkit_s_per_seed"]))
+        per_seed_speedup = ", ".join("-" if a is None or b is None else f"{b / a:.1f}x" for a, b in
+                                     zip(c["labkit_s_per_seed"], s["smalldiffusion_s_per_seed"]))
         rows.append((c["recipe"], c["criterion"], seeds, fmt(c["labkit_s"], ".2f"), reached,
-                     ("> " if c["speedup_is_lower_bound"] else "") + fmt(c["speedup"], ".2f") + "x",
+                     ("> " if c["speedup_is_lower_bound"] else "") + fmt(c["speedup"], ".2f") + "x", per_seed_speedup,
                      ", ".join("-" if e is None else f"{e['mmd2_mean']:.5f} ({e['train_s']:.2f} s)" for e in eq)))
     lines += table(["labkit recipe", "labkit criterion", "labkit steps (s) per seed", "labkit s (median)",
-                    "smalldiffusion s (median)", "speedup", "smalldiffusion MMD^2 at labkit's time, per seed"], rows)
+                    "smalldiffusion s (median)", "speedup (medians)", "speedup per seed",
+                    "smalldiffusion MMD^2 at labkit's time, per seed"], rows)
     rows = [(q["seed"], c["steps"], fmt(c["train_s"], ".2f"), fmt(c["mmd2_mean"], ".5f"),
              "yes" if c["at_floor"] else "no") for q in peers for c in q["checkpoints"]]
     lines += ["smalldiffusion checkpoints:", ""] + table(["seed", "steps", "train s", "MMD^2", "at floor"], rows)

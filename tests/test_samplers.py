@@ -80,6 +80,18 @@ def test_without_the_trajectory_the_samples_are_identical(cosine, exact, name):
         samplers.run(name, exact, schedule, noise, 5, keep_trajectory="no")
 
 
+def test_trajectory_follows_an_eps_fn_that_promotes_the_dtype(cosine, exact):
+    def eps64(x, t):  # float64 eps for float32 x: x becomes float64 after the first step
+        return exact(x.double(), t.double())
+
+    noise = torch.randn(6, 2, generator=gen(0))
+    result = samplers.ddim(eps64, cosine, noise, 4)
+    start = noise * math.sqrt(1 - float(cosine.alphas_cumprod[samplers.ddim_timesteps(cosine, 4)[0]]))
+    assert result.x.dtype == torch.float64 and len(result.trajectory) == 5
+    assert all(x.dtype == torch.float64 for x in result.trajectory)
+    assert torch.equal(result.trajectory[0], start.double()) and torch.equal(result.trajectory[-1], result.x)
+
+
 def test_counted_model_calls_match_nfe(cosine, exact):
     calls = []
 
