@@ -166,6 +166,22 @@ def test_in_a_kernel_the_panels_refresh_on_the_ui_thread_while_training():
     assert seen[-1][1] is False and app.progress.value == 400
 
 
+def test_the_last_refresh_shows_the_end_even_before_the_training_thread_has_exited():
+    # A UI loop may run the final refresh while the training thread is still finishing; the status
+    # must say "(done)" then, not stay at "(training)" (seen once in a browser test under load).
+    app = LabApp(refresh_s=0.0)
+
+    class EagerLoop:  # runs each refresh at once, on the calling (training) thread
+        def call_soon_threadsafe(self, callback):
+            callback()
+
+    app._loop = EagerLoop()
+    app.train(5)
+    app._thread.join(30)
+    assert not app.training and app.last_error is None
+    assert app.status.value.endswith("(done)") and not app.train_button.disabled and app.stop_button.disabled
+
+
 def test_quality_draws_ddim_and_heun_against_nfe_with_the_floor(trained):
     result = trained.quality()
     for name in ("ddim", "heun"):

@@ -100,6 +100,9 @@ class LabApp(App):
         self._train_lock = threading.Lock()  # makes "is a training running? if not, start one" atomic
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set before the training thread starts and cleared by it before its last refresh request,
+        # so that refresh, even one queued earlier and run before the thread has exited, sees the end.
+        self._running = False
         self._refresh_pending = False
         try:  # inside a kernel (JupyterLab, Voila) the UI thread runs an asyncio loop
             self._loop = asyncio.get_running_loop()
@@ -217,7 +220,7 @@ class LabApp(App):
     # ----- state shared with the training thread ----------------------------------------------
     @property
     def training(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._running
 
     def _publish(self) -> None:
         """Freeze a copy of the current weights for the UI (training thread, between steps)."""
@@ -360,6 +363,7 @@ class LabApp(App):
             self.train_error = None
             args = (self.model, self.target, self.history, steps, self.seed + self.presses)
             self._thread = threading.Thread(target=self._train_worker, args=args, name="labkit-lab-train", daemon=True)
+            self._running = True
             self._thread.start()
         self.train_button.disabled = True
         self.stop_button.disabled = False
@@ -400,6 +404,7 @@ class LabApp(App):
         finally:
             if model is self.model:  # not replaced by a target change meanwhile
                 self._publish()
+            self._running = False
             self._request_refresh()
 
     def _request_refresh(self) -> None:

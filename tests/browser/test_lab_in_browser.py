@@ -8,6 +8,7 @@ figure redrawn -> new image in the page.
 import re
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from pagekit import (
     wait_for_change,
     widget_report,
 )
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 LAB = "08_diffusion_lab.ipynb"
 
@@ -57,6 +59,31 @@ def panel(page, box):
 def step_count(page) -> int:
     match = re.search(r"step (\d+)", page.locator(".lab-status").first.inner_text())
     return int(match.group(1)) if match else 0
+
+
+def press_stop_until_stopped(page, wait_s: float = 60.0) -> None:
+    """Press Stop until the status says "(stopped)": at most twice, each followed by ``wait_s``.
+
+    One CI run under load never showed "(stopped)" after a single press, with nothing to say why.
+    A second press (Stop is idempotent) is allowed, and each miss records what the kernel's app
+    held then; if the second press does not stop it either, the test fails with those records.
+    """
+    missed = []
+    for _ in range(2):
+        page.locator("button.lab-stop").first.click()
+        try:
+            page.wait_for_function("() => document.querySelector('.lab-status').innerText.includes('(stopped)')",
+                                   timeout=wait_s * 1000)
+        except PlaywrightTimeout:
+            kernel = run_in_kernel(page, "print(app.training, app._stop.is_set(), repr(app.status.value), "
+                                         "len(app.history), repr(app.last_error))")
+            missed.append(f"page status {page.locator('.lab-status').first.inner_text()!r}; kernel (training, "
+                          f"stop set, status, steps, last error): {kernel.strip()}")
+            continue
+        if missed:
+            warnings.warn("Stop needed a second press: " + "; ".join(missed), stacklevel=2)
+        return
+    pytest.fail("Stop did not stop training: " + " | ".join(missed))
 
 
 def test_lab_notebook_runs_with_live_widgets_and_no_errors(lab):
@@ -114,9 +141,7 @@ def test_train_advances_loss_and_counter_while_sliders_stay_live_and_stop_stops(
     while step_count(page) <= first and time.monotonic() < deadline:
         time.sleep(0.25)
     assert step_count(page) > first > start, "the step counter does not advance while training"
-    page.locator("button.lab-stop").first.click()
-    page.wait_for_function("() => document.querySelector('.lab-status').innerText.includes('(stopped)')",
-                           timeout=120_000)
+    press_stop_until_stopped(page)
     stopped = step_count(page)
     time.sleep(2.0)
     assert step_count(page) == stopped < start + 100_000
