@@ -17,7 +17,13 @@ from ._checks import check_float, check_generator, check_int
 
 
 class Target:
-    """A labelled 2-D distribution. Subclasses implement ``_sample_given(c, generator)``."""
+    """A labelled distribution in ``dim`` dimensions. Subclasses implement ``_sample_given(c, generator)``.
+
+    ``recipe`` holds this target's overrides of the default training recipe (:func:`labkit.train.recipe`).
+    """
+
+    dim: int = 2
+    recipe: dict = {}
 
     def __init__(self, name: str, class_names: list[str], class_probs: torch.Tensor | None = None):
         self.name = name
@@ -30,7 +36,7 @@ class Target:
         return f"{type(self).__name__}({self.name!r}, num_classes={self.num_classes})"
 
     def sample(self, n: int, generator: torch.Generator | None = None, classes=None):
-        """Draw ``n`` points: returns (x of shape (n, 2) float32, c of shape (n,) long).
+        """Draw ``n`` points: returns (x of shape (n, dim) float32, c of shape (n,) long).
 
         ``classes`` (an int or a long tensor of shape (n,)) draws from p(x | c) instead of p(x, c).
         """
