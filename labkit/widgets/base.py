@@ -1,4 +1,5 @@
-"""The shared frame of the widget apps: a figure built once, controls, and an error area."""
+"""The shared frame of the widget apps: a figure built once, controls, an error area, and the two
+small helpers every app uses (set a control without its callback; a moving average)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,20 @@ from collections.abc import Callable
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+import numpy as np
 
 from ..train import one_torch_thread
+
+
+def moving_average(values, window: int) -> np.ndarray:
+    """Mean of the last ``window`` values at each position (fewer at the start)."""
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 0:
+        return v
+    c = np.cumsum(np.insert(v, 0, 0.0))
+    i = np.arange(1, len(v) + 1)
+    lo = np.maximum(i - window, 0)
+    return (c[i] - c[lo]) / (i - lo)
 
 
 class App:
@@ -32,10 +45,20 @@ class App:
         self.errors = W.Output(layout=W.Layout(width="100%"))
         self.last_error: str | None = None
         self._static: W.Output | None = None
+        self._quiet = False
 
     def on_change(self, control: W.Widget, method: Callable[[], None]) -> None:
-        """Call ``method`` (no arguments) whenever ``control``'s value changes; errors go to the app."""
-        control.observe(lambda change: self.guarded(method), names="value")
+        """Call ``method`` (no arguments) whenever ``control``'s value changes (unless set with
+        :meth:`set_quietly`); errors go to the app."""
+        control.observe(lambda change: None if self._quiet else self.guarded(method), names="value")
+
+    def set_quietly(self, control: W.Widget, value) -> None:
+        """Show ``value`` on ``control`` without running the app's callbacks (the caller updates)."""
+        self._quiet = True
+        try:
+            control.value = value
+        finally:
+            self._quiet = False
 
     def guarded(self, method: Callable[[], None]) -> None:
         """Run ``method`` (on one torch thread: see :func:`labkit.train.one_torch_thread`); show any

@@ -28,7 +28,6 @@ class NoisingApp(App):
         self.lim = lim
         super().__init__(figsize=(9, 4), ncols=2)
         self.ax_cloud, self.ax_curve = self.axes
-        self._syncing = False
 
         self.schedule_picker = W.Dropdown(options=list(SCHEDULES), value=self._check_schedule(schedule),
                                           description="schedule")
@@ -63,9 +62,9 @@ class NoisingApp(App):
         self.ax_curve.legend(loc="lower left", fontsize=8)
         self.ax_curve.grid(alpha=0.3, which="major")
 
-        self.on_change(self.t_slider, lambda: self._from_control(self.set_t, self.t_slider.value))
-        self.on_change(self.schedule_picker, lambda: self._from_control(self.set_schedule, self.schedule_picker.value))
-        self.on_change(self.target_picker, lambda: self._from_control(self.set_target, self.target_picker.value))
+        self.on_change(self.t_slider, lambda: self.set_t(self.t_slider.value))
+        self.on_change(self.schedule_picker, lambda: self.set_schedule(self.schedule_picker.value))
+        self.on_change(self.target_picker, lambda: self.set_target(self.target_picker.value))
         self._update()
         self.fig.draw_without_rendering()  # lay out once; later redraws keep the axes in place
         self.fig.set_layout_engine("none")
@@ -94,29 +93,17 @@ class NoisingApp(App):
         """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps for the fixed x_0, eps (the current t by default)."""
         return self.schedule.q_sample(self.x0, self.t if t is None else t, self.eps)
 
-    def _set_control(self, control: W.Widget, value) -> None:
-        if control.value != value:
-            self._syncing = True
-            try:
-                control.value = value
-            finally:
-                self._syncing = False
-
-    def _from_control(self, method, value) -> None:
-        if not self._syncing:
-            method(value)
-
     # ---- the update logic (plain methods; tests call them directly) ----
     def set_t(self, t: int) -> None:
         """Move the cloud and the markers to timestep ``t`` (an integer in [0, T-1])."""
         self.t = check_int("t", t, 0, self.schedule.T - 1)
-        self._set_control(self.t_slider, self.t)
+        self.set_quietly(self.t_slider, self.t)
         self._update()
 
     def set_schedule(self, name: str) -> None:
         """Switch to the 'linear' or 'cosine' schedule (same x_0 and eps, same t)."""
         self.schedule = _schedules.get(self._check_schedule(name))
-        self._set_control(self.schedule_picker, name)
+        self.set_quietly(self.schedule_picker, name)
         self.abar_line.set_ydata(self.schedule.alphas_cumprod.numpy())
         self.snr_line.set_ydata(self.schedule.snr().numpy())
         self._update()
@@ -124,7 +111,7 @@ class NoisingApp(App):
     def set_target(self, name: str) -> None:
         """Switch target: draw its x_0 and eps once (seeded) and recolour the cloud by class."""
         self._draw_data(self._check_target(name))
-        self._set_control(self.target_picker, name)
+        self.set_quietly(self.target_picker, name)
         self.cloud.set_array(self.c.numpy())
         self._update()
 

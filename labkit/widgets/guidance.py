@@ -52,7 +52,6 @@ class GuidanceApp(App):
         self.points = fields.grid(self.lim, size)
         self.cell = 2 * self.lim / (size - 1)
         self.timings_ms: dict[str, list[float]] = {"field": [], "samples": []}
-        self._quiet = False
 
         super().__init__(figsize=(9, 4.6), ncols=2)
         self.ax_field, self.ax_samples = self.axes
@@ -74,9 +73,9 @@ class GuidanceApp(App):
         self.class_picker = W.Dropdown(options=[(name, k) for k, name in enumerate(target.class_names)],
                                        value=self.cls, description="class")
         self.t_slider = W.IntSlider(value=self.t, min=0, max=schedule.T - 1, description="t (field)")
-        self.on_change(self.w_slider, lambda: self._from_control(self.set_w, self.w_slider.value))
-        self.on_change(self.class_picker, lambda: self._from_control(self.set_class, self.class_picker.value))
-        self.on_change(self.t_slider, lambda: self._from_control(self.set_t, self.t_slider.value))
+        self.on_change(self.w_slider, lambda: self.set_w(self.w_slider.value))
+        self.on_change(self.class_picker, lambda: self.set_class(self.class_picker.value))
+        self.on_change(self.t_slider, lambda: self.set_t(self.t_slider.value))
         self.guarded(self.update)
         # Lay the figure out once (two-line titles included) and keep it: redraws then skip the
         # constrained-layout solve, which is about half of a draw's time.
@@ -93,19 +92,19 @@ class GuidanceApp(App):
     def set_w(self, w: float) -> None:
         """Guidance weight w in [0, w_max]: redraw the field and the samples."""
         self.w = check_float("w", w, 0.0, self.w_max)
-        self._sync(self.w_slider, self.w)
+        self.set_quietly(self.w_slider, self.w)
         self.update()
 
     def set_class(self, cls: int) -> None:
         """Class c in [0, num_classes - 1]: redraw the field and the samples."""
         self.cls = check_int("cls", cls, 0, self.target.num_classes - 1)
-        self._sync(self.class_picker, self.cls)
+        self.set_quietly(self.class_picker, self.cls)
         self.update()
 
     def set_t(self, t: int) -> None:
         """Timestep t of the field in [0, T - 1]: redraw the field only."""
         self.t = check_int("t", t, 0, self.schedule.T - 1)
-        self._sync(self.t_slider, self.t)
+        self.set_quietly(self.t_slider, self.t)
         self.update_field()
         self.redraw()
 
@@ -152,20 +151,6 @@ class GuidanceApp(App):
 
     def _color(self):
         return mpl.colormaps["tab10"](self.cls % 10)
-
-    def _sync(self, control: W.Widget, value) -> None:
-        """Show ``value`` on ``control`` without running its callback a second time."""
-        if control.value != value:
-            self._quiet = True
-            try:
-                control.value = value
-            finally:
-                self._quiet = False
-
-    def _from_control(self, method, value) -> None:
-        if not self._quiet:
-            method(value)
-
 
 
 def _capped_arrows(vectors: torch.Tensor, cell: float) -> torch.Tensor:

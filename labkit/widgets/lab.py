@@ -1,25 +1,21 @@
 """The Diffusion Lab: one dashboard to train, sample, inspect the score field and measure quality.
 
 Panels (one figure, built once, artists updated in place): 300 fresh target samples, the
-model's samples (Sample), the score field s(x, t) = -eps(x, t, c) / sqrt(1 - abar_t) on a 16 x 16
-grid at the t slider (guided by CFG, eps = (1 + w) eps_c - w eps_null, for a chosen class), the
-training loss, and MMD^2 against NFE for DDIM and Heun (Quality vs steps).
+model's samples from fixed noise (re-rendered when the sampler, grid, steps N, class or w change,
+debounced on the kernel's loop), the score field s(x, t) = -eps(x, t, c) / sqrt(1 - abar_t) on a
+16 x 16 grid at the t slider (guided by CFG, eps = (1 + w) eps_c - w eps_null, for a chosen class),
+the training loss, and MMD^2 against NFE (Quality vs steps).
 
-Training runs in a background thread so the sliders stay live. The two threads never share a
-model that is being changed: between optimiser steps the training thread publishes a frozen
-copy of the weights (``view``), and every evaluation in the UI uses the latest copy. The
-training thread uses one torch thread, so the two threads do not oversubscribe the cores, and it
-never touches matplotlib or the widgets: it asks the kernel's event loop (the UI thread) to
-refresh the panels. Outside a kernel (no running event loop) the panels refresh when
-``train(blocking=True)``, ``stop()`` or ``refresh_training()`` is called.
+Training and the quality run go to background workers
+(:class:`~labkit.widgets.background.Background`) so the sliders stay live. The workers never
+touch matplotlib or the widgets: between optimiser steps the training worker publishes a frozen
+copy of the weights (``view``), every evaluation in the UI uses the latest copy, and the kernel's
+loop redraws. Each target keeps its own model for the session. Outside a kernel (no running
+event loop) the panels refresh when ``train(blocking=True)``, ``stop()`` or ``refresh_training()``
+is called, and controls re-render the samples at once.
 """
 
 from __future__ import annotations
-
-import asyncio
-import copy
-import threading
-import time
 
 import ipywidgets as W
 import numpy as np
@@ -34,26 +30,28 @@ from ..fields import display_arrows, grid, score_field
 from ..guidance import cfg
 from ..plotting import plot_quality
 from ..quality import DEFAULT_STEPS, run_quality
-from .base import App
+from .background import Background, frozen
+from .base import App, moving_average
 
-SAMPLER_LABELS = {"ddpm": "DDPM (T steps)", "ddim": "DDIM", "heun": "Heun (EDM)"}
 MAX_STEPS = 128
 MAX_W = 8.0
 ALL = -1  # the class picker's value for "all classes" (a Dropdown shows None as no selection)
 HOW_TO_READ = """
 <b>How to read this.</b>
 <b>Target</b>: 300 fresh samples of p(x, c), coloured by class.
-<b>Samples</b>: the model's samples from fixed noise (press <i>Sample</i> after changing the sampler,
-the step count N, the class or w); DDPM always takes T steps, Heun costs 2N - 1 network evaluations.
+<b>Samples</b>: the model's samples from fixed noise, re-drawn when you change the sampler, the grid, the
+step count N, the class or w (and after training); the title names the model and its training steps.
+DDPM takes every timestep below sigma_max, Heun costs 2N - 1 network evaluations.
 <b>Score field</b>: arrows of s(x, t) = -eps(x, t, c) / sqrt(1 - abar_t) at the noise level t, all scaled
 so the longest spans one grid cell (the title gives the longest |s|); at small t they point sharply at
 the data, at large t they point at the origin. With a class chosen, w > 0 pushes harder toward that
 class. During training the field morphs from noise into the target's shape.
-<b>Loss</b>: the training loss (raw and a running mean of 50 steps); it flattens at a level above 0
-because eps cannot be predicted exactly from x_t.
-<b>Quality vs steps</b>: MMD^2 between samples and fresh target points against network evaluations,
-DDIM vs Heun, mean +- sd over seeds, with the noise floor band (two target batches compared):
-a curve in the band means samples indistinguishable from the target at that sample size.
+<b>Loss</b>: the training loss (raw and a running mean of 50 steps), averaged over t; it flattens above 0:
+near t = 0 the tiny noise in x_t is hidden in the data's own spread, so eps cannot be predicted (an
+irreducible loss of about 1), while at t = T-1 x_t is almost eps itself (about 0).
+<b>Quality vs steps</b>: MMD^2 between samples of the unconditional model and fresh target points against
+network evaluations, mean +- sd over seeds, with the noise floor band (two target batches compared);
+it runs in the background (Cancel stops it).
 """
 
 
@@ -66,24 +64,37 @@ def _colors(c: torch.Tensor | None, n: int) -> np.ndarray:
     return matplotlib.colormaps["tab10"](c.numpy() % 10)
 
 
-class LabApp(App):
-    """The lab dashboard: target, sampler, class, w, steps and t controls; Train/Stop, Sample, Quality.
+class Trained:
+    """One target's model in the session: the weights being trained, the frozen copy the panels
+    evaluate (``view``), the loss history and the number of Train presses."""
 
-    ``target`` is a labkit target name, ``schedule`` a schedule name or Schedule. ``train_steps``
-    Adam steps run per Train press (continuing from the current weights). ``n`` points are drawn
-    for the target and sample panels; ``quality_n`` and ``quality_seeds`` set the size of the
-    quality run. ``refresh_s`` is how often the panels refresh while training.
+    def __init__(self, model):
+        self.model, self.view = model, frozen(model)
+        self.history: list[float] = []
+        self.presses = self.run_total = 0
+
+
+class LabApp(App):
+    """The lab dashboard: target, sampler, grid, class, w, steps and t controls; Train/Stop, Sample,
+    Quality/Cancel.
+
+    ``target`` is a labkit target name (2-D), ``schedule`` a schedule name or Schedule, ``sampler``
+    a name of :data:`labkit.samplers.SAMPLERS` and ``grid`` one of :data:`labkit.samplers.GRIDS`.
+    ``train_steps`` Adam steps run per Train press (continuing from the current weights). ``n``
+    points are drawn for the target and sample panels; ``quality_n``, ``quality_seeds`` and
+    ``quality_samplers`` set the quality run. ``refresh_s`` is how often the panels refresh while
+    a worker runs; ``debounce_s`` how long the samples wait for the controls to settle.
     """
 
-    def __init__(self, target: str = "ring8", schedule="cosine", *, sampler: str = "heun", steps: int = 16,
-                 t: int = 100, w: float = 0.0, cls: int | None = None, train_steps: int = 1500, n: int = 300,
-                 size: int = 16, lim: float = 3.0, quality_n: int = 500, quality_seeds: int = 2, seed: int = 0,
-                 refresh_s: float = 0.3):
-        if target not in _targets.names():
-            raise ValueError(f"target must be one of {_targets.names()}, got {target!r}")
+    def __init__(self, target: str = "ring8", schedule="cosine", *, sampler: str = "heun", grid: str = "karras",
+                 steps: int = 16, t: int = 100, w: float = 0.0, cls: int | None = None, train_steps: int = 1500,
+                 n: int = 300, size: int = 16, lim: float = 3.0, quality_n: int = 500, quality_seeds: int = 2,
+                 quality_samplers=("ddim", "heun"), seed: int = 0, refresh_s: float = 0.3,
+                 debounce_s: float = 0.15):
+        self._check_target(target)
         self.schedule = schedule if isinstance(schedule, _schedules.Schedule) else _schedules.get(schedule)
-        if sampler not in SAMPLER_LABELS:
-            raise ValueError(f"sampler must be one of {list(SAMPLER_LABELS)}, got {sampler!r}")
+        self._check_sampler(sampler)
+        self._check_grid(grid)
         steps = check_int("steps", steps, 1, MAX_STEPS)
         t = check_int("t", t, 0, self.schedule.T - 1)
         w = check_float("w", w, 0.0, MAX_W)
@@ -92,47 +103,50 @@ class LabApp(App):
         self.lim = check_float("lim", lim, 0.0, 100.0, low_open=True)
         self.quality_n = check_int("quality_n", quality_n, 2, 100_000)
         self.quality_seeds = check_int("quality_seeds", quality_seeds, 1, 100)
+        self.quality_samplers = tuple(quality_samplers)
+        for name in self.quality_samplers:
+            self._check_sampler(name, "quality_samplers")
         self.seed = check_int("seed", seed, 0, 2**62)
-        self.refresh_s = check_float("refresh_s", refresh_s, 0.0, 60.0)
+        refresh_s = check_float("refresh_s", refresh_s, 0.0, 60.0)
+        self.debounce_s = check_float("debounce_s", debounce_s, 0.0, 10.0)
         train_steps = check_int("train_steps", train_steps, 1, 1_000_000)
 
         super().__init__(figsize=(9.6, 6.0), nrows=2, ncols=3)
-        self._train_lock = threading.Lock()  # makes "is a training running? if not, start one" atomic
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        # Set before the training thread starts and cleared by it before its last refresh request,
-        # so that refresh, even one queued earlier and run before the thread has exited, sees the end.
-        self._running = False
-        self._refresh_pending = False
-        try:  # inside a kernel (JupyterLab, Voila) the UI thread runs an asyncio loop
-            self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # plain Python (tests): the training thread refreshes under the lock
-            self._loop = None
-        self.presses = 0
+        self.trainer = Background(lambda: self.guarded(self.refresh_training), refresh_s=refresh_s,
+                                  name="labkit-lab-train")
+        self.measurer = Background(lambda: self.guarded(self.refresh_quality), refresh_s=refresh_s,
+                                   name="labkit-lab-quality")
+        self.models: dict[str, Trained] = {}  # one model per target, kept for the session
         self.result = None  # the last SampleResult
         self.quality_result = None
         self.train_error: str | None = None
-        self.history: list[float] = []
-        self._run_total = 0
+        self._pending_samples = None  # the timer of a debounced sample re-render
+        self._samples_of = None  # (target, training steps) of the model the samples panel shows
+        self._quality_done = (0, 1)
+        self._quality_about = ""
+        self._quality_open = False  # a quality run whose end the UI has not shown yet
 
-        self._build_controls(target, sampler, steps, t, w, train_steps)
+        self._build_controls(target, sampler, grid, steps, t, w, train_steps)
         self._build_panels()
         self.change_target()
         if cls is not None:
             self.set_class(cls)
 
     # ----- construction -------------------------------------------------------------------
-    def _build_controls(self, target, sampler, steps, t, w, train_steps):
+    def _build_controls(self, target, sampler, grid_name, steps, t, w, train_steps):
         def tagged(widget, name):
             widget.add_class(f"lab-{name}")
             return widget
 
         wide = {"description_width": "initial"}
-        self.target_picker = tagged(W.Dropdown(options=_targets.names(), value=target, description="target",
+        registry = _samplers.SAMPLERS
+        self.target_picker = tagged(W.Dropdown(options=_targets.names(2), value=target, description="target",
                                                style=wide, layout=W.Layout(width="200px")), "target")
-        self.sampler_picker = tagged(W.Dropdown(options=[(v, k) for k, v in SAMPLER_LABELS.items()], value=sampler,
-                                                description="sampler", style=wide, layout=W.Layout(width="210px")),
-                                     "sampler")
+        self.sampler_picker = tagged(W.Dropdown(options=[(info.label, name) for name, info in registry.items()],
+                                                value=sampler, description="sampler", style=wide,
+                                                layout=W.Layout(width="240px")), "sampler")
+        self.grid_picker = tagged(W.Dropdown(options=list(_samplers.GRIDS), value=grid_name, description="grid",
+                                             style=wide, layout=W.Layout(width="150px")), "grid")
         self.steps_slider = tagged(W.IntSlider(value=steps, min=1, max=MAX_STEPS, description="steps N",
                                                continuous_update=False, style=wide), "steps")
         self.class_picker = tagged(W.Dropdown(description="class", style=wide, layout=W.Layout(width="230px")),
@@ -148,21 +162,28 @@ class LabApp(App):
                                   "stop")
         self.sample_button = tagged(W.Button(description="Sample", icon="random", button_style="info"), "sample")
         self.quality_button = tagged(W.Button(description="Quality vs steps", icon="line-chart"), "quality")
+        self.cancel_button = tagged(W.Button(description="Cancel", icon="times", disabled=True), "cancel")
         self.progress = tagged(W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="200px")), "progress")
         self.status = tagged(W.Label(value="untrained"), "status")
+        self.quality_progress = tagged(W.IntProgress(value=0, min=0, max=1, layout=W.Layout(width="200px")),
+                                       "quality-progress")
+        self.quality_status = tagged(W.Label(value=""), "quality-status")
         self.help = tagged(W.HTML(value=HOW_TO_READ.strip().replace("\n<b>", "<br><b>")), "help")
         if isinstance(self.fig.canvas, W.DOMWidget):
             self.fig.canvas.add_class("lab-canvas")
 
         self.on_change(self.target_picker, self.change_target)
-        self.on_change(self.sampler_picker, self._sync_controls)
+        for control in (self.sampler_picker, self.class_picker):
+            self.on_change(control, self._sync_controls)
         for control in (self.class_picker, self.w_slider, self.t_slider):
             self.on_change(control, self.update_field)
-        self.on_change(self.class_picker, self._sync_controls)
+        for control in (self.sampler_picker, self.grid_picker, self.steps_slider, self.class_picker, self.w_slider):
+            self.on_change(control, self.samples_changed)
         self.train_button.on_click(lambda _: self.guarded(lambda: self.train()))
         self.stop_button.on_click(lambda _: self.guarded(self.stop))
         self.sample_button.on_click(lambda _: self.guarded(self.sample))
-        self.quality_button.on_click(lambda _: self.guarded(self.quality))
+        self.quality_button.on_click(lambda _: self.guarded(lambda: self.quality()))
+        self.cancel_button.on_click(lambda _: self.guarded(self.cancel_quality))
 
     def _build_panels(self):
         ax_target, ax_samples, ax_field, ax_loss, ax_q1, ax_q2 = self.axes
@@ -180,7 +201,6 @@ class LabApp(App):
             ax.set_aspect("equal")
         self.target_points = ax_target.scatter(empty[:, 0], empty[:, 1], s=4, linewidths=0)
         self.sample_points = ax_samples.scatter(empty[:, 0], empty[:, 1], s=4, linewidths=0)
-        ax_samples.set_title("samples: press Sample", fontsize=9)
         self.field_points = ax_field.scatter(empty[:, 0], empty[:, 1], s=3, linewidths=0, color="0.8")
         self.points = grid(self.lim, self.size)
         zeros = np.zeros(len(self.points))
@@ -196,18 +216,18 @@ class LabApp(App):
         ax_loss.legend(fontsize=8, loc="upper right")
         self._quality_placeholder()
 
-    def _quality_placeholder(self):
+    def _quality_placeholder(self, text: str = "press Quality vs steps: MMD$^2$ against NFE") -> None:
         ax = self.ax["quality"]
         ax.clear()
         ax.set_axis_off()
-        ax.text(0.5, 0.5, "press Quality vs steps: MMD$^2$ of DDIM and Heun against NFE", ha="center",
-                va="center", transform=ax.transAxes, color="0.4")
+        ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
     def controls(self) -> list[W.Widget]:
-        return [W.HBox([self.target_picker, self.sampler_picker, self.steps_slider]),
+        return [W.HBox([self.target_picker, self.sampler_picker, self.grid_picker, self.steps_slider]),
                 W.HBox([self.class_picker, self.w_slider, self.t_slider]),
                 W.HBox([self.train_steps, self.train_button, self.stop_button, self.progress, self.status]),
-                W.HBox([self.sample_button, self.quality_button])]
+                W.HBox([self.sample_button, self.quality_button, self.cancel_button, self.quality_progress,
+                        self.quality_status])]
 
     @property
     def widget(self) -> W.Widget:
@@ -217,17 +237,27 @@ class LabApp(App):
         box.add_class("lab-app")
         return box
 
-    # ----- state shared with the training thread ----------------------------------------------
+    # ----- state ------------------------------------------------------------------------------
+    @property
+    def trained(self) -> Trained:
+        """The picked target's model, its frozen view and its loss history."""
+        return self.models[self.target.name]
+
+    @property
+    def model(self):
+        return self.trained.model
+
+    @property
+    def view(self):
+        return self.trained.view
+
+    @property
+    def history(self) -> list[float]:
+        return self.trained.history
+
     @property
     def training(self) -> bool:
-        return self._running
-
-    def _publish(self) -> None:
-        """Freeze a copy of the current weights for the UI (training thread, between steps)."""
-        view = copy.deepcopy(self.model)
-        view.eval()
-        view.requires_grad_(False)
-        self.view = view  # one reference assignment: the UI sees the old or the new copy, never a mix
+        return self.trainer.running
 
     @property
     def chosen_class(self) -> int | None:
@@ -243,16 +273,34 @@ class LabApp(App):
             return cfg(model, None, 0.0)
         return cfg(model, cls, self.w_slider.value)
 
+    # ----- checks -----------------------------------------------------------------------------
+    @staticmethod
+    def _check_target(name) -> str:
+        if name not in _targets.names(2):
+            raise ValueError(f"target must be one of {_targets.names(2)}, got {name!r}")
+        return name
+
+    @staticmethod
+    def _check_sampler(name, what: str = "sampler") -> str:
+        if name not in _samplers.SAMPLERS:
+            raise ValueError(f"{what} must be one of {list(_samplers.SAMPLERS)}, got {name!r}")
+        return name
+
+    @staticmethod
+    def _check_grid(name) -> str:
+        if name not in _samplers.GRIDS:
+            raise ValueError(f"grid must be one of {list(_samplers.GRIDS)}, got {name!r}")
+        return name
+
     # ----- plain methods (what the controls call; tests call them directly) -------------------
     def set_target(self, name: str) -> None:
-        if name not in _targets.names():
-            raise ValueError(f"target must be one of {_targets.names()}, got {name!r}")
-        self.target_picker.value = name
+        self.target_picker.value = self._check_target(name)
 
     def set_sampler(self, name: str) -> None:
-        if name not in SAMPLER_LABELS:
-            raise ValueError(f"sampler must be one of {list(SAMPLER_LABELS)}, got {name!r}")
-        self.sampler_picker.value = name
+        self.sampler_picker.value = self._check_sampler(name)
+
+    def set_grid(self, name: str) -> None:
+        self.grid_picker.value = self._check_grid(name)
 
     def set_steps(self, steps: int) -> None:
         self.steps_slider.value = check_int("steps", steps, 1, MAX_STEPS)
@@ -270,32 +318,31 @@ class LabApp(App):
         self.t_slider.value = check_int("t", t, 0, self.schedule.T - 1)
 
     def change_target(self) -> None:
-        """Stop any training; a fresh model, loss history and panels for the picked target."""
+        """Stop the workers; show the picked target with its model (a fresh one the first time)."""
         self.stop()
+        self.cancel_quality()
         self.target = _targets.get(self.target_picker.value)
-        self.model = _train.new_model(self.target, self.schedule, seed=self.seed)
-        self.model.eval()
-        self.history = []
-        self.presses = self._run_total = 0
-        self._publish()
+        if self.target.name not in self.models:
+            self.models[self.target.name] = Trained(_train.new_model(self.target, self.schedule, seed=self.seed))
         options = [("all classes (unconditional)", ALL)] + [
             (f"{i}: {name}", i) for i, name in enumerate(self.target.class_names)]
+        self.set_quietly(self.class_picker, None)  # the old value may not be among the new options
         self.class_picker.options = options
-        self.class_picker.value = ALL
+        self.set_quietly(self.class_picker, ALL)
         x, c = self.target.sample(self.n, torch.Generator().manual_seed(self.seed))
         self.target_points.set_offsets(x.numpy())
         self.target_points.set_color(_colors(c, len(c)))
         self.ax["target"].set_title(f"target: {self.target.name} ({self.n} samples)", fontsize=9)
         self.field_points.set_offsets(x.numpy())
-        self.sample_points.set_offsets(np.zeros((0, 2)))
-        self.ax["samples"].set_title("samples: press Sample", fontsize=9)
         self.quality_result = None
         self._quality_placeholder()
         self._sync_controls()
-        self.refresh_training()
+        self._samples_of = None
+        self.refresh_training()  # the loss, the field and (as the samples show another model) the samples
 
     def _sync_controls(self) -> None:
-        self.steps_slider.disabled = self.sampler_picker.value == "ddpm"
+        takes_steps = _samplers.SAMPLERS[self.sampler_picker.value].takes_steps
+        self.steps_slider.disabled = self.grid_picker.disabled = not takes_steps
         self.w_slider.disabled = self.chosen_class is None  # guidance needs a class
 
     def update_field(self) -> None:
@@ -310,142 +357,170 @@ class LabApp(App):
         self.ax["field"].set_title(f"score at t = {t} (sigma = {sigma:.3g})\nlongest |s| = {longest:.3g}", fontsize=9)
         self.redraw()
 
+    def samples_changed(self) -> None:
+        """Re-render the samples once the controls have settled for ``debounce_s`` (several changes,
+        one render), on the kernel's loop, so t slider messages are handled in between; at once
+        without a loop."""
+        loop = self.trainer.loop
+        if loop is None:
+            self.sample()
+            return
+        if self._pending_samples is not None:
+            self._pending_samples.cancel()
+        self._pending_samples = loop.call_later(self.debounce_s, lambda: self.guarded(self.sample))
+
     def sample(self) -> _samplers.SampleResult:
-        """Sample n points from fixed noise with the chosen sampler, steps, class and w."""
-        name, steps = self.sampler_picker.value, self.steps_slider.value
+        """Sample n points from fixed noise with the chosen sampler, grid, steps, class and w."""
+        if self._pending_samples is not None:
+            self._pending_samples.cancel()
+            self._pending_samples = None
+        name, grid_name, steps = self.sampler_picker.value, self.grid_picker.value, self.steps_slider.value
+        info = _samplers.SAMPLERS[name]
         g = torch.Generator().manual_seed(self.seed + 1)
         noise = torch.randn(self.n, 2, generator=g)
+        kwargs = {"grid": grid_name} if info.takes_steps else {}
         with _train.one_torch_thread():
             result = _samplers.run(name, self.eps_fn(), self.schedule, noise, steps, generator=g,
-                                  keep_trajectory=False)
-        cls = self.chosen_class
-        self.result = result
+                                   keep_trajectory=False, **kwargs)
+        cls, done = self.chosen_class, len(self.history)
+        self.result, self._samples_of = result, (self.target.name, done)
         x = torch.nan_to_num(result.x, nan=0.0, posinf=1e3, neginf=-1e3)
         self.sample_points.set_offsets(x.numpy())
-        labels = None if cls is None else torch.full((self.n,), cls)
-        self.sample_points.set_color(_colors(labels, self.n))
-        n_steps = self.schedule.T if name == "ddpm" else steps
-        who = "all classes" if cls is None else f"class {cls}, w = {self.w_slider.value:g}"
+        self.sample_points.set_color(_colors(None if cls is None else torch.full((self.n,), cls), self.n))
+        how = f"N = {steps}, {grid_name} grid" if info.takes_steps else f"N = {result.nfe}"
+        who = "all classes (unconditional)" if cls is None else f"class {cls}, w = {self.w_slider.value:g}"
         outside = int((x.abs() > self.lim).any(dim=1).sum())
-        note = f"\n{outside} of {self.n} points outside the view" if outside else ""
-        self.ax["samples"].set_title(f"{name}, N = {n_steps} ({result.nfe} NFE), {who}{note}", fontsize=9)
+        note = f", {outside} outside the view" if outside else ""
+        self.ax["samples"].set_title(f"{self.target.name} model after {done} training steps\n{info.label}, {how} "
+                                     f"({result.nfe} NFE)\n{who}{note}", fontsize=8)
         self.redraw()
         return result
 
-    def quality(self) -> dict:
-        """MMD^2 vs NFE for DDIM and Heun over N in {4, ..., 128} (unconditional model), with the floor."""
-        model = self.view
-        with _train.one_torch_thread():
-            result = run_quality(cfg(model, None, 0.0), self.target, self.schedule, samplers=("ddim", "heun"),
-                                 steps=DEFAULT_STEPS, n=self.quality_n, seeds=self.quality_seeds, seed=self.seed,
-                                 progress=False)
+    def quality(self, blocking: bool = False) -> bool:
+        """Start MMD^2 vs NFE of the unconditional model (frozen now) in the background; False if one runs."""
+        if self.measurer.running:
+            return False
+        eps_fn, grid_name, done = cfg(self.view, None, 0.0), self.grid_picker.value, len(self.history)
+        self._quality_about = f"unconditional {self.target.name} model after {done} training steps, {grid_name} grid"
+        self._quality_done = (0, len(self.quality_samplers) * len(DEFAULT_STEPS) * self.quality_seeds)
+
+        def progress(done, total):
+            self._quality_done = (done, total)
+            if self.measurer.due():
+                self.measurer.request_refresh()
+
+        self.measurer.start(lambda: run_quality(
+            eps_fn, self.target, self.schedule, samplers=self.quality_samplers, steps=DEFAULT_STEPS,
+            n=self.quality_n, seeds=self.quality_seeds, seed=self.seed, progress=False, grid=grid_name,
+            callback=progress, stop=self.measurer.stop_event))
+        self._quality_open = True
+        self.refresh_quality()
+        if blocking:
+            self.measurer.join()
+            self.refresh_quality()
+        return True
+
+    def cancel_quality(self) -> None:
+        """Stop a quality run after its current sampler run (the Cancel button)."""
+        self.measurer.stop()
+        if self._quality_open:
+            self.refresh_quality()
+
+    def refresh_quality(self) -> None:
+        """Show the quality run: its progress, then (once) its chart, or that it was cancelled."""
+        done, total = self._quality_done
+        self.quality_progress.max, self.quality_progress.value = max(total, 1), min(done, total)
+        running = self.measurer.running
+        self.quality_button.disabled, self.cancel_button.disabled = running, not running
+        if running:
+            self.quality_status.value = f"measuring {done} / {total} runs: {self._quality_about}"
+            return
+        if not self._quality_open:
+            return
+        self._quality_open = False
+        result, error = self.measurer.result, self.measurer.error
+        if error is not None:
+            self.quality_status.value = "quality failed"
+            raise RuntimeError(f"quality failed: {error}")
+        if result is None or result.get("cancelled"):
+            self.quality_status.value = f"cancelled after {done} / {total} runs"
+            self._quality_placeholder(f"quality cancelled after {done} of {total} runs")
+            self.redraw()
+            return
         self.quality_result = result
+        self.quality_status.value = f"done: {self._quality_about}"
+        self._draw_quality(result)
+
+    def _draw_quality(self, result: dict) -> None:
         ax = self.ax["quality"]
         ax.clear()
         ax.set_axis_on()
         plot_quality(result, ax, x_axis="nfe")
-        ax.title.set_fontsize(9)
+        floor = {}
+        for r in result["records"]:
+            if r.get("at_floor") and r["sampler"] not in floor:
+                floor[r["sampler"]] = r["nfe"]
+        verdict = ", ".join(f"{name} from {nfe} NFE" for name, nfe in floor.items()) or "none"
+        at = f"\nat the floor (at_floor): {verdict}" if any("at_floor" in r for r in result["records"]) else ""
+        ax.set_title(f"{ax.get_title()}\n{self._quality_about}{at}", fontsize=8)
         self.redraw()
-        return result
 
     def train(self, steps: int | None = None, blocking: bool = False) -> bool:
-        """Start training in a background thread; False (and nothing started) if one is running.
+        """Start training in the background; False (and nothing started) if one is running.
 
         ``steps`` defaults to the "train steps" box. ``blocking=True`` waits for the end.
         """
         steps = self.train_steps.value if steps is None else check_int("steps", steps, 1, 1_000_000)
-        with self._train_lock:
-            if self.training:
-                return False
-            self._stop.clear()
-            self.presses += 1
-            self._run_total = len(self.history) + steps
-            self.train_error = None
-            args = (self.model, self.target, self.history, steps, self.seed + self.presses)
-            self._thread = threading.Thread(target=self._train_worker, args=args, name="labkit-lab-train", daemon=True)
-            self._running = True
-            self._thread.start()
+        trained = self.trained
+        if self.training:
+            return False
+        trained.presses += 1
+        trained.run_total = len(trained.history) + steps
+        self.train_error = None
+
+        def publish(view):
+            trained.view = view
+
+        self.trainer.train(trained.model, self.target, self.schedule, steps=steps, seed=self.seed + trained.presses,
+                           history=trained.history, publish=publish)
         self.train_button.disabled = True
         self.stop_button.disabled = False
         if blocking:
-            self._thread.join()
+            self.trainer.join()
             self.refresh_training()
         return True
 
     def stop(self, timeout: float = 30.0) -> int:
         """Stop training after the current step and wait for it; returns the number of steps so far."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            if thread.is_alive():
-                raise RuntimeError(f"training did not stop within {timeout} s")
-        if self._thread is not None:
+        self.trainer.stop(timeout)
+        if self.trainer.thread is not None:
             self.refresh_training()
-        return len(self.history)
-
-    def _train_worker(self, model, target, history, steps, seed):
-        torch.set_num_threads(1)  # this thread's torch ops; the UI thread keeps its own setting
-        last = time.perf_counter()
-
-        def on_step(step, loss):
-            nonlocal last
-            if time.perf_counter() - last >= self.refresh_s:
-                last = time.perf_counter()
-                self._publish()
-                self._request_refresh()
-
-        try:
-            _train.train(model, target, self.schedule, steps=steps, seed=seed, history=history,
-                         progress=False, callback=on_step, stop=self._stop)
-        except Exception as error:  # shown in the app, like any callback error
-            self.train_error = f"training failed: {type(error).__name__}: {error}"
-            self.errors.append_stdout(self.train_error + "\n")
-        finally:
-            if model is self.model:  # not replaced by a target change meanwhile
-                self._publish()
-            self._running = False
-            self._request_refresh()
-
-    def _request_refresh(self) -> None:
-        """Ask the UI thread to refresh the panels (at most one request waiting at a time)."""
-        if self._loop is None:  # no UI loop to hand the refresh to: train(blocking) / stop() refresh at the end
-            return
-        if self._refresh_pending:
-            return
-        self._refresh_pending = True
-        try:
-            self._loop.call_soon_threadsafe(self._refresh_from_loop)
-        except RuntimeError:  # the loop is closed (kernel shutting down)
-            self._refresh_pending = False
-
-    def _refresh_from_loop(self) -> None:
-        self._refresh_pending = False
-        self.guarded(self.refresh_training)
+        return len(self.history) if self.models else 0
 
     def refresh_training(self) -> None:
-        """Show the training state: step counter, loss curve and the score field of the latest weights."""
+        """Show the training state: step counter, loss curve and the score field of the latest weights
+        (and the samples, re-rendered, once a run has ended)."""
         history = list(self.history)
         training = self.training
         done = len(history)
-        total = max(self._run_total, done, 1)
+        total = max(self.trained.run_total, done, 1)
         self.progress.max = total
         self.progress.value = min(done, total)
-        state = "training" if training else ("stopped" if self._stop.is_set() else "done")
+        state = "training" if training else ("stopped" if self.trainer.stop_event.is_set() else "done")
         loss = f", loss {np.mean(history[-50:]):.4f}" if history else ""
         self.status.value = f"step {done} / {total}{loss} ({state})" if done or training else "untrained"
         self.train_button.disabled = training
         self.stop_button.disabled = not training
         steps = np.arange(1, done + 1)
         self.loss_raw.set_data(steps, history)
+        self.loss_mean.set_data(steps, moving_average(history, 50))
         if done:
-            window = min(50, done)
-            mean = np.convolve(history, np.ones(window) / window, mode="valid")
-            self.loss_mean.set_data(steps[window - 1:], mean)
             ax = self.ax["loss"]
             ax.set_xlim(0, max(100, done))
-            low, high = min(history), max(history)
-            ax.set_ylim(max(low * 0.8, 1e-4), high * 1.25)
-        else:
-            self.loss_mean.set_data([], [])
+            ax.set_ylim(max(min(history) * 0.8, 1e-4), max(history) * 1.25)
+        if self.trainer.error is not None and not training and self.train_error is None:
+            self.train_error = f"training failed: {self.trainer.error}"
+            self.errors.append_stdout(self.train_error + "\n")
         self.update_field()
+        if not training and self._samples_of != (self.target.name, done):
+            self.samples_changed()

@@ -93,7 +93,6 @@ class ScoreFieldApp(App):
         self.t_slider = W.FloatSlider(value=t, min=0, max=T - 1, step=1.0, description="t",
                                       readout_format=".0f", continuous_update=True,
                                       layout=W.Layout(width="60%"))
-        self._syncing = False
         self.on_change(self.t_slider, self._on_slider)
         self._update()
         # Lay the figure out once, then keep the axes where they are: re-running the constrained
@@ -117,12 +116,7 @@ class ScoreFieldApp(App):
         """Move every panel to timestep ``t`` (fractional allowed) and redraw."""
         t = check_float("t", t, 0.0, self.schedule.T - 1)
         self.t = t
-        if self.t_slider.value != t:  # keep the slider in step without a second update
-            self._syncing = True
-            try:
-                self.t_slider.value = t
-            finally:
-                self._syncing = False
+        self.set_quietly(self.t_slider, t)  # keep the slider in step without a second update
         self._update()
 
     def set_fields(self, fields) -> None:
@@ -140,9 +134,8 @@ class ScoreFieldApp(App):
         self._update()
 
     def _on_slider(self) -> None:
-        if not self._syncing:
-            self.t = float(self.t_slider.value)
-            self._update()
+        self.t = float(self.t_slider.value)
+        self._update()
 
     def _update(self) -> None:
         t = self.t

@@ -1,16 +1,15 @@
 """Live training of the eps-MLP: Train and Stop buttons, a progress bar and a loss curve.
 
-:meth:`TrainingApp.train` runs :func:`labkit.train.train` synchronously (what a notebook executed
-headless, or a test, calls); the Train button runs the same method in a background thread so the
-kernel stays free to receive the Stop click. Every ``update_every`` steps the callback moves the
-progress bar and sets the data of the existing loss lines (``Line2D.set_data``, rescale,
-``draw_idle``). Stopping ends training after the current step: the model keeps the weights of
-the last completed step and ``history`` holds exactly the completed steps.
+:meth:`TrainingApp.train` runs :func:`labkit.train.train` on the calling thread (what a notebook
+executed headless, or a test, calls): every ``update_every`` steps it moves the progress bar and
+sets the data of the existing loss lines (``Line2D.set_data``, rescale, ``draw_idle``). The Train
+button runs the same training on a worker (:class:`~labkit.widgets.background.Background`), which
+never touches the figure or the widgets: the kernel's loop redraws a few times a second. Stopping
+ends training after the current step: the model keeps the weights of the last completed step and
+``history`` holds exactly the completed steps.
 """
 
 from __future__ import annotations
-
-import threading
 
 import ipywidgets as W
 import numpy as np
@@ -21,18 +20,10 @@ from .._checks import check_float, check_int
 from ..model import EpsMLP
 from ..train import DEFAULTS, new_model
 from ..train import train as _train
-from .base import App
+from .background import Background
+from .base import App, moving_average
 
-
-def moving_average(values, window: int) -> np.ndarray:
-    """Mean of the last ``window`` values at each position (fewer at the start)."""
-    v = np.asarray(values, dtype=np.float64)
-    if len(v) == 0:
-        return v
-    c = np.cumsum(np.insert(v, 0, 0.0))
-    i = np.arange(1, len(v) + 1)
-    lo = np.maximum(i - window, 0)
-    return (c[i] - c[lo]) / (i - lo)
+__all__ = ["TrainingApp", "moving_average"]
 
 
 class TrainingApp(App):
@@ -41,13 +32,13 @@ class TrainingApp(App):
     ``steps`` is the default length of one Train click (editable in the app); each call continues
     from the current weights with a new data seed (``seed`` + number of earlier calls) and appends
     to ``history``. ``after_train`` holds callables run after every training call (e.g. to
-    refresh a score-field app with the new weights).
+    refresh a score-field app with the new weights), on the UI thread.
     """
 
     def __init__(self, target, schedule, model: EpsMLP | None = None, *, steps: int = 2000, seed: int = 0,
                  batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
                  p_uncond: float = DEFAULTS["p_uncond"], update_every: int = 100, window: int = 50,
-                 figsize=(6.0, 3.2)):
+                 refresh_s: float = 0.25, figsize=(6.0, 3.2)):
         self.target = _targets.get(target) if isinstance(target, str) else target
         if not isinstance(self.target, _targets.Target):
             raise TypeError(f"target must be a labkit Target or a name, got {type(target).__name__}")
@@ -63,12 +54,13 @@ class TrainingApp(App):
                              "p_uncond": check_float("p_uncond", p_uncond, 0.0, 1.0)}
         self.update_every = check_int("update_every", update_every, 1, 1_000_000)
         self.window = check_int("window", window, 1, 1_000_000)
+        refresh_s = check_float("refresh_s", refresh_s, 0.0, 60.0)
         self.model = model if model is not None else new_model(self.target, self.schedule, seed=self.seed)
         self.history: list[float] = []
         self.calls = 0
         self.after_train: list = []
-        self.stop_event = threading.Event()
-        self.thread: threading.Thread | None = None
+        self.background = Background(lambda: self.guarded(self._refresh), refresh_s=refresh_s, name="labkit-train")
+        self._run_open = False  # a background run whose end the UI has not shown yet
         self._call_start = self._call_steps = 0
 
         super().__init__(figsize=figsize)
@@ -90,49 +82,74 @@ class TrainingApp(App):
         self.stop_button = W.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
         self.progress = W.IntProgress(value=0, min=0, max=steps, description="progress")
         self.status = W.Label("step 0")
-        self.train_button.on_click(lambda _: self.start())
-        self.stop_button.on_click(lambda _: self.stop())
+        self.train_button.on_click(lambda _: self.guarded(self.start))
+        self.stop_button.on_click(lambda _: self.guarded(self.stop))
 
     # ---- plain methods (tests and headless notebooks call these) ----
     @property
     def running(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+        return self.background.running
 
-    def train(self, steps: int | None = None) -> list[float]:
-        """Train synchronously for ``steps`` (default: the steps box); returns this call's losses."""
+    @property
+    def thread(self):
+        return self.background.thread
+
+    def _begin(self, steps: int | None) -> dict:
+        """Start a training call of ``steps`` (default: the steps box): counters, buttons, the arguments."""
         steps = self.steps_box.value if steps is None else check_int("steps", steps, 1, 1_000_000)
-        self.stop_event.clear()
         self._call_start, self._call_steps = len(self.history), steps
         self.progress.max, self.progress.value = steps, 0
         self.train_button.disabled, self.stop_button.disabled = True, False
-        try:
-            _train(self.model, self.target, self.schedule, steps=steps, seed=self.seed + self.calls,
-                   history=self.history, progress=False, callback=self._on_step, stop=self.stop_event,
-                   **self.train_kwargs)
-        finally:
-            self.calls += 1
-            self.train_button.disabled, self.stop_button.disabled = False, True
-            self.update_plot()
+        self.calls += 1
+        return dict(steps=steps, seed=self.seed + self.calls - 1, history=self.history, **self.train_kwargs)
+
+    def _end(self) -> None:
+        self.train_button.disabled, self.stop_button.disabled = False, True
+        self.update_plot()
         for fn in self.after_train:
             fn()
+
+    def train(self, steps: int | None = None) -> list[float]:
+        """Train on the calling thread for ``steps`` (default: the steps box); returns this call's losses."""
+        if self.running:
+            raise RuntimeError("a background training run is in progress: stop() it first")
+        kwargs = self._begin(steps)
+        self.background.stop_event.clear()
+        try:
+            _train(self.model, self.target, self.schedule, progress=False, callback=self._on_step,
+                   stop=self.background.stop_event, **kwargs)
+        finally:
+            self._end()
         return self.history[self._call_start:]
 
-    def start(self, steps: int | None = None) -> threading.Thread | None:
-        """Train in a background thread (the Train button); returns the thread, None if already running."""
+    def start(self, steps: int | None = None):
+        """Train in the background (the Train button); returns the thread, None if already running."""
         if self.running:
             return None
-        self.thread = threading.Thread(target=self.guarded, args=(lambda: self.train(steps),), daemon=True)
-        self.thread.start()
+        self.background.train(self.model, self.target, self.schedule, **self._begin(steps))
+        self._run_open = True
         return self.thread
 
     def stop(self) -> None:
-        """Ask training to end after the current step (the Stop button)."""
-        self.stop_event.set()
+        """End training after the current step (the Stop button) and show the end."""
+        self.background.stop_event.set()
+        if self.background.join(30.0):
+            self._refresh()
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until a background training call ends."""
-        if self.thread is not None:
-            self.thread.join(timeout)
+        """Block until a background training call ends, then show its end."""
+        if self.background.join(timeout):
+            self._refresh()
+
+    def _refresh(self) -> None:
+        """On the UI thread: the plot of the current history, and the end of a finished background run (once)."""
+        if self._run_open and not self.running:
+            self._run_open = False
+            self._end()
+            if self.background.error:
+                raise RuntimeError(f"training failed: {self.background.error}")
+        else:
+            self.update_plot()
 
     def update_plot(self) -> None:
         """Move the progress bar and the loss lines to the current history, then redraw."""

@@ -109,9 +109,7 @@ class TrajectoryApp(App):
         """Show the samples at trajectory entry ``k`` (0 = start) and the highlighted paths up to it."""
         k = check_int("k", k, 0, self.steps)
         self.step = k
-        if self.slider.value != k:
-            self.slider.value = k  # the observer calls set_step(k) again, which is then a cheap repeat
-            return
+        self.set_quietly(self.slider, k)
         self.cloud.set_offsets(self.points[k])
         for line, i in zip(self.path_lines, self.path_index, strict=True):
             line.set_data(self.points[: k + 1, i, 0], self.points[: k + 1, i, 1])
