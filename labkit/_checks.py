@@ -7,6 +7,8 @@ import numbers
 
 import torch
 
+SEED_MAX = 2**63 - 1  # the one bound for seeds in labkit (torch.Generator.manual_seed takes up to 2**64 - 1)
+
 
 def check_int(name: str, value, low: int, high: int | None = None) -> int:
     """Return ``value`` as int if it is an integer in [low, high], else raise naming ``name``."""
@@ -63,3 +65,8 @@ def check_points(name: str, x, dim: int | None = 2) -> torch.Tensor:
 def check_generator(generator) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+
+def check_seed(seed) -> int:
+    """A seed: an integer in [0, SEED_MAX]."""
+    return check_int("seed", seed, 0, SEED_MAX)

@@ -1,4 +1,4 @@
-"""Saving and loading EpsMLP checkpoints without pickle.
+"""Saving and loading EpsMLP checkpoints (class-label or scalar condition) without pickle.
 
 A checkpoint is a ``torch.save`` file of plain tensors, numbers and strings, read back with
 ``torch.load(weights_only=True)``, which refuses pickled code. A SHA-256 digest of the contents
@@ -16,7 +16,7 @@ import torch
 from .model import EpsMLP
 
 FORMAT = "labkit.EpsMLP"
-VERSION = 1
+VERSION = 2  # 2: one EpsMLP for every condition (weights cond_embedding.*, config["cond"])
 
 
 class CheckpointError(ValueError):

@@ -1,6 +1,6 @@
 """How good is a learned eps, timestep by timestep?
 
-At each t in ``ts`` we noise fresh target points, x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, and
+At each t in ``ts`` we noise fresh target points, x_t ~ q(x_t | x_0) (:meth:`Schedule.q_sample`), and
 compare the eps function under test with
 
 * the exact eps*(x_t, t) (:func:`eps_error_by_t`): the model error, zero for a perfect model;
@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 import torch
 
-from ._checks import check_generator, check_int, check_points
+from ._checks import check_generator, check_int
+from .oracle import nearest_mode
 from .schedules import Schedule
 from .targets import Target
 
@@ -50,7 +51,8 @@ def _check(schedule, target, ts, n, generator) -> tuple[torch.Tensor, int]:
 def _noised(schedule, target, t: int, n: int, generator):
     x0, _ = target.sample(n, generator)
     eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-    return schedule.q_sample(x0, t, eps), eps, torch.full((n,), float(t), dtype=x0.dtype)
+    x_t = schedule.q_sample(x0, torch.full((n,), t), eps, check=False)  # t checked by _check
+    return x_t, eps, torch.full((n,), float(t), dtype=x0.dtype)
 
 
 @torch.inference_mode()
@@ -88,19 +90,12 @@ class ModeStats(NamedTuple):
 
 
 def mode_stats(x: torch.Tensor, target) -> ModeStats:
-    """Per-mode shares and the rms distance of ``x`` (n, 2) to the nearest component mean of ``target``.
+    """Per-mode shares and the rms distance of ``x`` (n, d) to the nearest component mean of ``target``.
 
     For a mixture of well separated components N(mu_k, s^2 I) the shares estimate the weights and
     the rms distance per coordinate estimates s: a blurred sample has a larger one, a collapsed
     sample a smaller one. (The MMD with a median-heuristic bandwidth hardly sees the mode width.)
     """
-    from .targets import GaussianMixture
-
-    if not isinstance(target, GaussianMixture):
-        raise TypeError(f"target must be a Gaussian mixture (e.g. ring8), got {type(target).__name__}")
-    x = check_points("x", x).to(torch.float64)
-    d2 = torch.cdist(x, target.means).square()
-    nearest = d2.argmin(1)
+    nearest, distance = nearest_mode(target, x)
     shares = torch.bincount(nearest, minlength=len(target.means)).to(torch.float64) / len(x)
-    rms = float((d2.min(1).values.mean() / x.shape[1]).sqrt())
-    return ModeStats(shares, rms)
+    return ModeStats(shares, float((distance.square().mean() / x.shape[1]).sqrt()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import check_float, check_int
+from ._checks import check_float, check_int, check_seed
 from .metrics import mmd2
 from .samplers import heun
 
@@ -19,56 +19,54 @@ W_MAX = 1e4
 
 
 def cfg(model, classes, w: float = 0.0):
-    """The guided eps function eps_fn(x, t) of ``model`` for ``classes``.
+    """The guided eps function eps_fn(x, t) of ``model`` for ``classes`` (Ho & Salimans 2022).
 
-    ``model(x, t, c)`` takes labels c with ``model.num_classes`` as the null token (an
-    :class:`~labkit.model.EpsMLP` or :class:`~labkit.oracle.MixtureEps`). ``classes`` is an int,
-    a long tensor of shape (n,), or None for unconditional (only with w = 0). For w > 0 the
+    ``model(x, t, c)`` takes a condition c with ``model.null`` as "no condition": an
+    :class:`~labkit.model.EpsMLP` (class labels, null = num_classes; or a real number, null = NaN)
+    or :class:`~labkit.oracle.MixtureEps`. ``classes`` is one condition (an int label or a real
+    number), a tensor of shape (n,), or None for unconditional (only with w = 0). For w > 0 the
     conditional and null halves go through the model in one batched call. w lies in [0, W_MAX].
     """
+    w, classes, null = _check_cfg(model, classes, w)
+
+    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        c = classes if isinstance(classes, torch.Tensor) else torch.full((len(x),), classes, device=x.device)
+        if w == 0.0:
+            return model(x, t, c)
+        eps_c, eps_null = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.full_like(c, null)])).chunk(2)
+        return (1.0 + w) * eps_c - w * eps_null
+
+    return eps_fn
+
+
+def _check_cfg(model, classes, w):
+    """cfg's arguments checked: (w, classes with None as the null condition, the null condition)."""
     w = check_float("w", w, 0.0, W_MAX)
-    if not callable(model) or not isinstance(getattr(model, "num_classes", None), int):
+    null = getattr(model, "null", getattr(model, "num_classes", None))
+    if not callable(model) or not isinstance(getattr(model, "num_classes", None), int) or \
+            not isinstance(null, (int, float)) or isinstance(null, bool):
         raise TypeError(f"model must be callable as model(x, t, c) and have an int num_classes "
                         f"(an EpsMLP or MixtureEps), got {type(model).__name__}")
-    num_classes = model.num_classes
     if classes is None:
         if w != 0.0:
             raise ValueError("classes must be given when w > 0 (guidance needs a condition)")
-    elif isinstance(classes, int) and not isinstance(classes, bool):
-        if not 0 <= classes <= num_classes:
-            raise ValueError(f"classes must lie in [0, {num_classes}] ({num_classes} = null), got {classes}")
-    elif isinstance(classes, torch.Tensor) and not classes.is_floating_point() and classes.ndim == 1:
-        if len(classes) and (classes.min() < 0 or classes.max() > num_classes):
-            raise ValueError(f"classes must lie in [0, {num_classes}] ({num_classes} = null)")
+        return w, null, null
+    if isinstance(null, float):  # a real-valued condition, NaN = null
+        if isinstance(classes, torch.Tensor) and classes.is_floating_point() and classes.ndim == 1:
+            return w, classes, null
+        return w, check_float("classes", classes), null
+    n = model.num_classes
+    if isinstance(classes, int) and not isinstance(classes, bool):
+        if not 0 <= classes <= n:
+            raise ValueError(f"classes must lie in [0, {n}] ({n} = null), got {classes}")
+    elif isinstance(classes, torch.Tensor) and not classes.is_floating_point() and classes.ndim == 1 \
+            and classes.dtype != torch.bool:
+        if len(classes) and (classes.min() < 0 or classes.max() > n):
+            raise ValueError(f"classes must lie in [0, {n}] ({n} = null)")
+        classes = classes.long()
     else:
         raise TypeError("classes must be None, an int or a 1-D integer tensor")
-    param = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
-
-    def labels(n, device):
-        if classes is None:
-            return torch.full((n,), num_classes, dtype=torch.long, device=device)
-        if isinstance(classes, int):
-            return torch.full((n,), classes, dtype=torch.long, device=device)
-        if len(classes) != n:
-            raise ValueError(f"classes has length {len(classes)} but x has {n} rows")
-        return classes.to(device=device, dtype=torch.long)
-
-    def eps_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor) or x.ndim != 2:
-            raise ValueError("x must be a tensor of shape (n, d)")
-        if not isinstance(t, torch.Tensor) or t.shape != (len(x),):
-            raise ValueError(f"t must be a float tensor of shape ({len(x)},)")
-        dtype = param.dtype if param is not None else x.dtype
-        device = param.device if param is not None else x.device
-        xm, tm = x.to(device=device, dtype=dtype), t.to(device=device, dtype=dtype)
-        c = labels(len(x), device)
-        if w == 0.0:
-            return model(xm, tm, c).to(device=x.device, dtype=x.dtype)
-        null = torch.full_like(c, num_classes)
-        eps_c, eps_null = model(torch.cat([xm, xm]), torch.cat([tm, tm]), torch.cat([c, null])).chunk(2)
-        return ((1.0 + w) * eps_c - w * eps_null).to(device=x.device, dtype=x.dtype)
-
-    return eps_fn
+    return w, classes, null
 
 
 # --- The fidelity / diversity trade-off of guidance, measured per class -------------------------
@@ -107,7 +105,7 @@ def guidance_study(model, target, schedule, ws=(0.0, 1.0, 2.0, 4.0, 8.0), classe
         raise ValueError("ws must hold at least one guidance weight w >= 0")
     n = check_int("n", n, 2, 100_000)
     steps = check_int("steps", steps, 1, 10_000)
-    seed = check_int("seed", seed, 0, 2**62)
+    seed = check_seed(seed)
     classes = list(range(target.num_classes)) if classes is None else [
         check_int("classes", c, 0, target.num_classes - 1) for c in classes]
     rows = []
@@ -115,7 +113,7 @@ def guidance_study(model, target, schedule, ws=(0.0, 1.0, 2.0, 4.0, 8.0), classe
         g = torch.Generator().manual_seed(seed + 7919 * c)
         reference = target.sample(n, g, classes=c)[0]
         floor = mmd2(target.sample(n, g, classes=c)[0], reference)
-        noise = torch.randn(n, 2, generator=g)
+        noise = torch.randn(n, target.dim, generator=g)
         for w in ws:
             x = heun(cfg(model, c, w), schedule, noise, steps, keep_trajectory=False).x
             rows.append({"w": w, "s": 1.0 + w, "class": c, "class_name": target.class_names[c],

@@ -1,8 +1,12 @@
-"""A small eps-prediction MLP conditioned on a continuous time t and a class label.
+"""A small eps-prediction MLP conditioned on a continuous time t and a condition c.
 
-eps_theta(x_t, t, c): x is (n, 2), t is a float tensor of timesteps in [0, T-1] (fractional
-allowed: the sinusoidal embedding is continuous in t), c is a long tensor of labels where the
-index ``num_classes`` is the null token used for unconditional prediction and CFG.
+eps_theta(x_t, t, c): x is (n, dim), t is a float tensor of timesteps in [0, T-1] (fractional
+allowed: the sinusoidal embedding is continuous in t). The condition enters through an embedding:
+
+* ``cond="label"``: c is a long tensor of class labels, looked up in a table whose row
+  ``num_classes`` is the null token (no label), used for unconditional prediction and CFG;
+* ``cond="scalar"``: c is a real number per point (a ring's radius, say) through a small MLP,
+  and c = NaN selects a learned null vector.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ._checks import check_int
 
@@ -37,11 +42,39 @@ def mlp(width_in: int, width: int, depth: int, width_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class LabelEmbedding(nn.Embedding):
+    """Class labels 0..num_classes-1 through a lookup table; the extra row ``null`` = num_classes is the
+    null token (no label), trained by label dropout."""
+
+    def __init__(self, num_classes: int, dim: int):
+        super().__init__(num_classes + 1, dim)
+        self.null = num_classes
+
+
+class ScalarEmbedding(nn.Module):
+    """A real condition r through SiLU(a r + b) (``dim`` features); r = NaN (``null``) selects a learned null vector."""
+
+    null = math.nan
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(1, dim)
+        self.null_vector = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        r = r.to(self.null_vector.dtype)[:, None]
+        return torch.where(r.isnan(), self.null_vector, F.silu(self.linear(r.nan_to_num())))
+
+
 class EpsMLP(nn.Module):
-    """MLP eps_theta(x, t, c): [x, emb(t), emb(c)] -> ``depth`` SiLU layers of ``width`` -> eps."""
+    """MLP eps_theta(x, t, c): [x, emb(t), emb(c)] -> ``depth`` SiLU layers of ``width`` -> eps.
+
+    ``cond`` is "label" (c a class label, :class:`LabelEmbedding`) or "scalar" (c a real number,
+    :class:`ScalarEmbedding`, with ``num_classes`` = 0); ``class_dim`` is the width of emb(c).
+    """
 
     def __init__(self, num_classes: int, T: int = 1000, dim: int = 2, width: int = 128,
-                 depth: int = 3, time_dim: int = 32, class_dim: int = 16):
+                 depth: int = 3, time_dim: int = 32, class_dim: int = 16, cond: str = "label"):
         super().__init__()
         self.config = {
             "num_classes": check_int("num_classes", num_classes, 0, 10_000),
@@ -51,30 +84,32 @@ class EpsMLP(nn.Module):
             "depth": check_int("depth", depth, 1, 64),
             "time_dim": check_int("time_dim", time_dim, 2, 4096),
             "class_dim": check_int("class_dim", class_dim, 1, 4096),
+            "cond": cond,
         }
         if time_dim % 2:
             raise ValueError(f"time_dim must be even (sin and cos features), got {time_dim}")
-        self.num_classes, self.T, self.dim, self.time_dim = num_classes, T, dim, time_dim
-        # One extra row: index num_classes is the null token (no label), trained by label dropout.
-        self.class_embedding = nn.Embedding(num_classes + 1, class_dim)
+        if cond not in ("label", "scalar") or (cond == "scalar" and num_classes != 0):
+            raise ValueError(f"cond must be 'label' or 'scalar' (with num_classes = 0), got {cond!r} "
+                             f"with num_classes = {num_classes}")
+        self.num_classes, self.T, self.dim, self.time_dim, self.cond = num_classes, T, dim, time_dim, cond
+        self.cond_embedding = LabelEmbedding(num_classes, class_dim) if cond == "label" else ScalarEmbedding(class_dim)
         self.net = mlp(dim + time_dim + class_dim, width, depth, dim)
 
     @property
-    def null_class(self) -> int:
-        return self.num_classes
+    def null(self) -> int | float:
+        """The null condition: the label ``num_classes``, or NaN for a scalar condition."""
+        return self.cond_embedding.null
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """eps_theta(x, t, c) (c = None: null), computed in the weights' dtype and device, returned in x's."""
+        w = self.net[0].weight
         if c is None:
-            c = torch.full((len(x),), self.null_class, dtype=torch.long, device=x.device)
-        # Inputs in another dtype than the weights (float64 noise, say) are computed in the weights'
-        # dtype and returned in x's dtype.
-        dtype = self.class_embedding.weight.dtype
-        xm = x.to(dtype)
-        h = torch.cat([xm, time_embedding(t.to(dtype), self.time_dim, self.T), self.class_embedding(c)], dim=1)
-        return self.net(h).to(x.dtype)
+            c = torch.full((len(x),), self.null, device=w.device)
+        h = torch.cat([x.to(w), time_embedding(t.to(w), self.time_dim, self.T), self.cond_embedding(c.to(w.device))], 1)
+        return self.net(h).to(x)
 
     def eps_fn(self, classes=None):
-        """An eps function eps_fn(x, t) for ``classes`` (None: the null token, unconditional)."""
+        """An eps function eps_fn(x, t) for ``classes`` (None: the null condition, unconditional)."""
         from .guidance import cfg
 
         return cfg(self, classes, 0.0)

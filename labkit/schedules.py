@@ -82,11 +82,19 @@ class Schedule:
         sigma = self.t_to_sigma(t)
         return 1.0 / (1.0 + sigma**2)
 
-    def q_sample(self, x0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
-        """Draw x_t ~ q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) for integer t.
+    def q_sample(self, x0: torch.Tensor, t, noise: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+        """x_t ~ q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) for integer t, given the noise eps.
 
         ``t`` is an int or a long tensor of shape (n,); ``noise`` has the shape of ``x0``.
+        ``check=False`` (inside training loops) skips the checks: t must then be a long tensor (n,).
         """
+        if check:
+            t = self._check_q_sample(x0, t, noise)
+        abar = self.alphas_cumprod.to(x0.device)[t].to(x0.dtype)[:, None]
+        return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
+
+    def _check_q_sample(self, x0, t, noise) -> torch.Tensor:
+        """The arguments of :meth:`q_sample` checked; returns t as a long tensor of shape (n,)."""
         check_points("x0", x0, dim=None)
         check_points("noise", noise, dim=None)
         if noise.shape != x0.shape:
@@ -98,9 +106,7 @@ class Schedule:
             t = t.expand(len(x0))
         if t.shape != (len(x0),):
             raise ValueError(f"t must be a scalar or have shape ({len(x0)},), got {tuple(t.shape)}")
-        self._check_t(t)
-        abar = self.alphas_cumprod.to(x0.device)[t].to(x0.dtype)[:, None]
-        return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
+        return self._check_t(t)
 
     def t_to_sigma(self, t) -> torch.Tensor:
         """sigma at fractional t by linear interpolation of log sigma over the integer grid."""
@@ -142,11 +148,8 @@ def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> S
     beta_end = check_float("beta_end", beta_end, beta_start, 1.0)
     if beta_end >= 1.0:
         raise ValueError(f"beta_end must be in [{beta_start}, 1), got {beta_end}")
-    try:
-        return Schedule(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), name="linear")
-    except ValueError as err:  # abar_t rounds to 1 or underflows to 0 in float64
-        raise ValueError(f"T = {T}, beta_start = {beta_start} and beta_end = {beta_end} give no usable "
-                         f"schedule: {err}") from None
+    return _schedule(torch.linspace(beta_start, beta_end, T, dtype=torch.float64), "linear",
+                     f"T = {T}, beta_start = {beta_start} and beta_end = {beta_end}")
 
 
 def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
@@ -155,20 +158,30 @@ def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule
     abar(t) = f(t) / f(0), f(t) = cos(((t / T + s) / (1 + s)) * pi / 2)^2, and
     beta_t = min(1 - abar(t + 1) / abar(t), max_beta) for t = 0..T-1.
     """
-    T = check_int("T", T, 2, 100_000)
-    s = check_float("s", s, 0.0, 1.0, low_open=True)
-    max_beta = check_float("max_beta", max_beta, 0.0, 1.0, low_open=True)
-    if max_beta >= 1.0:
-        raise ValueError(f"max_beta must be in (0, 1), got {max_beta}")
+    T, s, max_beta = _check_cosine(T, s, max_beta)
 
     def f(u):
         return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
 
     betas = [min(1 - f((t + 1) / T) / f(t / T), max_beta) for t in range(T)]
+    return _schedule(betas, "cosine", f"T = {T}, s = {s} and max_beta = {max_beta}")
+
+
+def _check_cosine(T, s, max_beta) -> tuple[int, float, float]:
+    T = check_int("T", T, 2, 100_000)
+    s = check_float("s", s, 0.0, 1.0, low_open=True)
+    max_beta = check_float("max_beta", max_beta, 0.0, 1.0, low_open=True)
+    if max_beta >= 1.0:
+        raise ValueError(f"max_beta must be in (0, 1), got {max_beta}")
+    return T, s, max_beta
+
+
+def _schedule(betas, name: str, given: str) -> Schedule:
+    """Schedule(betas) in float64, or a ValueError saying which arguments (``given``) gave no usable schedule."""
     try:
-        return Schedule(torch.tensor(betas, dtype=torch.float64), name="cosine")
+        return Schedule(torch.as_tensor(betas, dtype=torch.float64), name=name)
     except ValueError as err:  # abar_t rounds to 1 or underflows to 0 in float64
-        raise ValueError(f"T = {T}, s = {s} and max_beta = {max_beta} give no usable schedule: {err}") from None
+        raise ValueError(f"{given} give no usable schedule: {err}") from None
 
 
 def get(name: str, T: int = 1000) -> Schedule:

@@ -1,9 +1,13 @@
-"""Training the eps-MLP by denoising score matching in the eps form (Ho et al. 2020, Alg. 1).
+"""The one training loop of the course, and DDPM's loss on it (Ho et al. 2020, Alg. 1).
 
     L = E_{x_0, c, t, eps} || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t, c') ||^2
 
-with t uniform on {0..T-1} and c' = c, replaced by the null token with probability ``p_uncond``
+with t uniform on {0..T-1} and c' = c, replaced by the null condition with probability ``p_uncond``
 (label dropout), so one network gives both eps(x, t, c) and eps(x, t, null) for guidance.
+:func:`fit` is the loop (Adam, half-cosine learning rate, progress, Ctrl-C / stop after a whole
+step); a model kind is one small loss function ``loss(x0, c, g)`` given to it: :func:`train`'s
+for the eps-MLPs (class labels or a real condition), :func:`labkit.dsm.train_single_sigma`'s for
+the single-sigma score nets.
 """
 
 from __future__ import annotations
@@ -17,30 +21,38 @@ from contextlib import contextmanager
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_float, check_int
+from ._checks import check_float, check_int, check_seed
+from .continuous import RadiusRing
 from .model import EpsMLP
 from .schedules import Schedule
 from .targets import Target
 
 # The default recipe: ring8 samples reach the MMD^2 noise floor *and* the right mode width (sd 0.1).
 # Measured: at lr 3e-3 / 4000 steps the floor is met but DDPM's modes come out about twice too wide.
-DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "p_uncond": 0.1}
+DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "p_uncond": 0.1, "width": 128, "depth": 3}
+MODEL_KEYS = ("width", "depth", "time_dim", "class_dim", "cond")  # recipe entries that shape the model
 POOL_SIZE = 65_536
 
 
-def new_model(target: Target, schedule: Schedule, seed: int = 0, **kwargs) -> EpsMLP:
-    """A freshly initialised :class:`EpsMLP` for ``target`` and ``schedule`` (seeded)."""
-    seed = check_int("seed", seed, 0, 2**63 - 1)
-    if not isinstance(target, Target):
-        raise TypeError(f"target must be a labkit Target, got {type(target).__name__}")
+def recipe(target) -> dict:
+    """The training recipe of ``target``: :data:`DEFAULTS` updated by ``target.recipe``."""
+    return {**DEFAULTS, **_check_target(target).recipe}
+
+
+def seeded(seed: int, build: Callable, *args, **kwargs):
+    """``build(*args, **kwargs)`` with torch's global RNG seeded by ``seed`` (initial weights), then restored."""
+    seed = check_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build(*args, **kwargs)
+
+
+def new_model(target, schedule: Schedule, seed: int = 0, **kwargs) -> EpsMLP:
+    """A freshly initialised (seeded) :class:`EpsMLP` for ``target`` and ``schedule``, shaped by :func:`recipe`."""
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a labkit Schedule, got {type(schedule).__name__}")
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        return EpsMLP(target.num_classes, T=schedule.T, **kwargs)
-    finally:
-        torch.random.set_rng_state(state)
+    shape = {k: v for k, v in recipe(target).items() if k in MODEL_KEYS}
+    return seeded(seed, EpsMLP, target.num_classes, T=schedule.T, dim=target.dim, **{**shape, **kwargs})
 
 
 def adam_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float, step: int, steps: int) -> None:
@@ -50,7 +62,6 @@ def adam_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, lr: float, s
     for group in optimizer.param_groups:
         group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
     optimizer.step()
-
 
 @contextmanager
 def one_torch_thread():
@@ -93,68 +104,100 @@ def train(model: EpsMLP, target: Target, schedule: Schedule, *, steps: int = DEF
           p_uncond: float = DEFAULTS["p_uncond"], seed: int = 0, history: list[float] | None = None,
           progress: bool = True, callback: Callable[[int, float], None] | None = None,
           stop: Callable[[], bool] | threading.Event | None = None) -> list[float]:
-    """Train ``model`` in place from its current weights for ``steps`` Adam steps.
+    """Train ``model`` in place from its current weights for ``steps`` Adam steps (DDPM, Algorithm 1).
 
-    Returns ``history`` (a new list unless given) with one loss per completed step appended.
-    The learning rate decays from ``lr`` to 0 on a half cosine over the call. A Ctrl-C, or
-    ``stop`` becoming true (an Event or a callable), ends training after the current step: the
-    weights are those of the last completed step and ``history`` holds exactly those steps.
-    ``callback(step, loss)`` is called after each completed step.
+    Each step: x_0, c ~ q(x_0, c) (:func:`fit`), c -> null with probability ``p_uncond``,
+    t ~ U{0..T-1}, eps ~ N(0, I), a gradient step on || eps - eps_theta(x_t, t, c) ||^2.
+    Returns ``history`` with one loss per completed step appended; see :func:`fit` for
+    ``seed``, ``progress``, ``callback`` and ``stop`` (Ctrl-C or stop end after a whole step).
     """
+    p_uncond = _check_train(model, target, schedule, p_uncond)
+
+    def loss(x0: torch.Tensor, c: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        drop = torch.rand(len(c), generator=g).to(c.device) < p_uncond          # label dropout
+        c = torch.where(drop, model.null, c)
+        t = torch.randint(schedule.T, (len(x0),), generator=g).to(x0.device)    # t ~ U{0..T-1}
+        eps = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(x0.device)  # eps ~ N(0, I)
+        x_t = schedule.q_sample(x0, t, eps, check=False)
+        return (model(x_t, t.to(x0.dtype), c) - eps).square().mean()
+
+    return fit(model, target, loss, steps=steps, batch_size=batch_size, lr=lr, seed=seed, history=history,
+               progress=progress, callback=callback, stop=stop, desc=f"train {target.name}")
+
+
+def fit(model: torch.nn.Module, target, loss: Callable, *, steps: int, batch_size: int, lr: float,
+        seed: int = 0, history: list[float] | None = None, progress: bool = True,
+        callback: Callable[[int, float], None] | None = None,
+        stop: Callable[[], bool] | threading.Event | None = None, desc: str = "train") -> list[float]:
+    """The training loop: ``steps`` Adam steps on ``loss(x0, c, g)`` over batches of ``target`` samples.
+
+    x0, c are ``batch_size`` rows of a pool of ``POOL_SIZE`` samples drawn once with the generator
+    g seeded by ``seed`` (and passed to ``loss`` for its own draws), on the model's device and
+    dtype. The learning rate decays from ``lr`` to 0 on a half cosine over the call. A Ctrl-C, or
+    ``stop`` becoming true (an Event or a callable), ends training after the current step: the
+    weights are those of the last completed step and ``history`` (a new list unless given) holds
+    exactly those steps' losses. ``callback(step, loss)`` is called after each completed step.
+    """
+    steps, batch_size, lr, seed, history, should_stop = _check_fit(steps, batch_size, lr, seed, history,
+                                                                   callback, stop)
+    param = next(model.parameters())
+    g = torch.Generator().manual_seed(seed)
+    pool_x, pool_c = target.sample(POOL_SIZE, g)
+    pool_x, pool_c = pool_x.to(param.device, param.dtype), pool_c.to(param.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=0.5)
+    with _deferred_interrupt() as interrupted:
+        for step in range(steps):
+            if interrupted.is_set() or should_stop():
+                bar.write(f"training stopped after {step} of {steps} steps")
+                break
+            idx = torch.randint(POOL_SIZE, (batch_size,), generator=g).to(param.device)
+            value = loss(pool_x[idx], pool_c[idx], g)
+            adam_step(optimizer, value, lr, step, steps)
+            history.append(value.item())
+            bar.update(1)
+            if step % 100 == 0:
+                bar.set_postfix(loss=f"{history[-1]:.4f}", refresh=False)
+            if callback is not None:
+                callback(step, history[-1])
+    bar.close()
+    model.eval()
+    return history
+
+
+def _check_target(target):
+    if not isinstance(target, (Target, RadiusRing)):
+        raise TypeError(f"target must be a labkit Target (or a RadiusRing), got {type(target).__name__}")
+    return target
+
+
+def _check_train(model, target, schedule, p_uncond) -> float:
+    """train's own arguments checked (the loop's are :func:`fit`'s); returns p_uncond."""
     if not isinstance(model, EpsMLP):
         raise TypeError(f"model must be an EpsMLP, got {type(model).__name__}")
-    if not isinstance(target, Target):
-        raise TypeError(f"target must be a labkit Target, got {type(target).__name__}")
+    _check_target(target)
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a labkit Schedule, got {type(schedule).__name__}")
-    if model.num_classes != target.num_classes or model.T != schedule.T:
-        raise ValueError(f"model (num_classes={model.num_classes}, T={model.T}) does not match target "
-                         f"(num_classes={target.num_classes}) and schedule (T={schedule.T})")
+    cond = target.recipe.get("cond", "label")
+    if model.num_classes != target.num_classes or model.T != schedule.T or model.cond != cond \
+            or model.dim != target.dim:
+        raise ValueError(f"model (num_classes={model.num_classes}, T={model.T}, cond={model.cond!r}, "
+                         f"dim={model.dim}) does not match target (num_classes={target.num_classes}, "
+                         f"cond={cond!r}, dim={target.dim}) and schedule (T={schedule.T})")
+    return check_float("p_uncond", p_uncond, 0.0, 1.0)
+
+
+def _check_fit(steps, batch_size, lr, seed, history, callback, stop):
+    """fit's arguments checked; returns them with history a list and stop a function."""
     steps = check_int("steps", steps, 0, 10_000_000)
     batch_size = check_int("batch_size", batch_size, 1, 1_000_000)
     lr = check_float("lr", lr, 0.0, 1.0, low_open=True)
-    p_uncond = check_float("p_uncond", p_uncond, 0.0, 1.0)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
     if history is not None and not isinstance(history, list):
         raise TypeError(f"history must be a list (appended to) or None, got {type(history).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable as callback(step, loss) or None, got {type(callback).__name__}")
     if stop is not None and not (isinstance(stop, threading.Event) or callable(stop)):
         raise TypeError(f"stop must be a threading.Event, a callable or None, got {type(stop).__name__}")
-    history = [] if history is None else history
     should_stop = stop.is_set if isinstance(stop, threading.Event) else (stop or (lambda: False))
-
-    param = next(model.parameters())
-    device, dtype = param.device, param.dtype
-    g = torch.Generator().manual_seed(seed)
-    pool_x, pool_c = target.sample(POOL_SIZE, g)
-    pool_x, pool_c = pool_x.to(device, dtype), pool_c.to(device)
-    abar = schedule.alphas_cumprod.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    bar = tqdm(total=steps, desc=f"train {target.name}", disable=not progress, mininterval=0.5)
-    with _deferred_interrupt() as interrupted:
-        for step in range(steps):
-            if interrupted.is_set() or should_stop():
-                bar.write(f"training stopped after {step} of {steps} steps")
-                break
-            idx = torch.randint(POOL_SIZE, (batch_size,), generator=g).to(device)
-            x0, c = pool_x[idx], pool_c[idx]
-            drop = torch.rand(batch_size, generator=g).to(device) < p_uncond
-            c = torch.where(drop, model.null_class, c)
-            t = torch.randint(schedule.T, (batch_size,), generator=g).to(device)
-            eps = torch.randn(x0.shape, generator=g, dtype=dtype).to(device)
-            a = abar[t].to(dtype)[:, None]
-            x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-            loss = (model(x_t, t.to(dtype), c) - eps).square().mean()
-            adam_step(optimizer, loss, lr, step, steps)
-            value = loss.item()
-            history.append(value)
-            bar.update(1)
-            if step % 100 == 0:
-                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-            if callback is not None:
-                callback(step, value)
-    bar.close()
-    model.eval()
-    return history
+    return steps, batch_size, lr, check_seed(seed), [] if history is None else history, should_stop

@@ -5,15 +5,16 @@ import math
 import pytest
 import torch
 
-from labkit import continuous, schedules
+from labkit import continuous, guidance, schedules, train
 from labkit.continuous import RadiusRing
+from labkit.model import EpsMLP
 
 
 @pytest.fixture(scope="module")
 def trained():
     schedule = schedules.cosine()
-    model = continuous.new_model(schedule, seed=0)
-    history = continuous.train(model, RadiusRing(), schedule, steps=1000, batch_size=256, progress=False)
+    model = train.new_model(RadiusRing(), schedule, seed=0)
+    history = train.train(model, RadiusRing(), schedule, steps=1000, batch_size=256, lr=3e-3, progress=False)
     return model, schedule, history
 
 
@@ -54,27 +55,48 @@ def test_null_condition_is_nan_and_guidance_combines_both(trained):
     t = torch.full((50,), 300.0)
     eps_r = model(x, t, torch.full((50,), 1.0))
     eps_null = model(x, t, torch.full((50,), math.nan))
-    assert torch.allclose(continuous.eps_fn(model, None)(x, t), eps_null)
+    assert torch.allclose(guidance.cfg(model, None)(x, t), eps_null)
     assert torch.allclose(model(x, t, None), eps_null)
     assert not torch.allclose(eps_r, eps_null)
-    guided = continuous.eps_fn(model, 1.0, w=2.0)(x, t)
+    guided = guidance.cfg(model, 1.0, w=2.0)(x, t)
     assert torch.allclose(guided, 3.0 * eps_r - 2.0 * eps_null, atol=1e-5)
 
 
-def test_eps_fn_rejects_bad_guidance():
-    model = continuous.new_model(schedules.cosine())
+def test_cfg_rejects_bad_guidance_of_the_radius_model():
+    model = train.new_model(RadiusRing(), schedules.cosine())
     with pytest.raises(ValueError, match="w"):
-        continuous.eps_fn(model, 1.0, w=-1.0)
-    with pytest.raises(ValueError, match="radius"):
-        continuous.eps_fn(model, None, w=1.0)
+        guidance.cfg(model, 1.0, w=-1.0)
+    with pytest.raises(ValueError, match="classes"):
+        guidance.cfg(model, None, w=1.0)
     with pytest.raises(TypeError, match="model"):
-        continuous.eps_fn(object(), 1.0)
+        guidance.cfg(object(), 1.0)
+    with pytest.raises(TypeError, match="classes"):
+        guidance.cfg(model, "1.0", w=1.0)
 
 
 def test_train_checks_its_inputs():
     schedule = schedules.cosine()
-    model = continuous.new_model(schedule)
+    model = train.new_model(RadiusRing(), schedule)
     with pytest.raises(ValueError, match="p_uncond"):
-        continuous.train(model, RadiusRing(), schedule, steps=1, p_uncond=1.5, progress=False)
-    with pytest.raises(TypeError, match="ring"):
-        continuous.train(model, "ring", schedule, steps=1, progress=False)
+        train.train(model, RadiusRing(), schedule, steps=1, p_uncond=1.5, progress=False)
+    with pytest.raises(TypeError, match="target"):
+        train.train(model, "ring", schedule, steps=1, progress=False)
+    with pytest.raises(ValueError, match="cond"):  # a class-label model on the radius ring
+        train.train(EpsMLP(0, T=schedule.T), RadiusRing(), schedule, steps=1, progress=False)
+
+
+def test_the_radius_model_is_an_eps_mlp_with_a_scalar_condition_and_cfg_guides_it_in_one_call():
+    schedule = schedules.cosine()
+    model = train.new_model(RadiusRing(), schedule, seed=1)
+    assert type(model) is EpsMLP and model.cond == "scalar" and math.isnan(model.null)
+    assert dict(train.recipe(RadiusRing()), cond="scalar") == train.recipe(RadiusRing())
+    calls = []
+    model.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    x, t = torch.randn(7, 2, generator=torch.Generator().manual_seed(4)), torch.full((7,), 100.0)
+    w, r = 1.5, torch.linspace(0.5, 2.5, 7)
+    guided = guidance.cfg(model, r, w)(x, t)
+    assert calls == [14]
+    expected = (1 + w) * model(x, t, r) - w * model(x, t, torch.full((7,), math.nan))
+    assert torch.allclose(guided, expected, atol=1e-6)
+    # A different radius gives a different eps: the condition is used.
+    assert not torch.allclose(model(x, t, r), model(x, t, r + 0.5))

@@ -23,10 +23,10 @@ def small(ring8):
 
 
 @pytest.mark.parametrize("sigma", [0.0, 0.05, 0.7, 4.0])
-def test_smoothed_score_is_the_gradient_of_smoothed_log_prob(ring8, sigma):
+def test_mixture_score_is_the_gradient_of_mixture_log_prob_at_added_variance_sigma2(ring8, sigma):
     x = (3 * torch.rand(64, 2, generator=gen(0), dtype=torch.float64) - 1.5).requires_grad_()
-    (grad,) = torch.autograd.grad(dsm.smoothed_log_prob(ring8, sigma, x).sum(), x)
-    torch.testing.assert_close(dsm.smoothed_score(ring8, sigma, x.detach()), grad, rtol=1e-9, atol=1e-9)
+    (grad,) = torch.autograd.grad(oracle.mixture_log_prob(ring8, x, sigma**2).sum(), x)
+    torch.testing.assert_close(oracle.mixture_score(ring8, x.detach(), sigma**2), grad, rtol=1e-9, atol=1e-9)
 
 
 def test_smoothed_log_prob_is_a_normalised_density(ring8):
@@ -34,7 +34,7 @@ def test_smoothed_log_prob_is_a_normalised_density(ring8):
     axis = torch.linspace(-5, 5, 401, dtype=torch.float64)
     gy, gx = torch.meshgrid(axis, axis, indexing="ij")
     x = torch.stack([gx.reshape(-1), gy.reshape(-1)], 1)
-    mass = dsm.smoothed_log_prob(ring8, 0.5, x).exp().sum() * (axis[1] - axis[0]) ** 2
+    mass = oracle.mixture_log_prob(ring8, x, 0.5**2).exp().sum() * (axis[1] - axis[0]) ** 2
     assert float(mass) == pytest.approx(1.0, abs=1e-6)
 
 
@@ -45,7 +45,7 @@ def test_smoothed_score_is_the_vp_oracle_rescaled(ring8, cosine, t):
     abar, sigma = float(cosine.alphas_cumprod[t]), float(cosine.sigmas[t])
     x = 3 * torch.randn(100, 2, generator=gen(1), dtype=torch.float64)
     vp = oracle.MixtureEps(ring8, cosine).score(x, torch.full((100,), float(t), dtype=torch.float64))
-    ve = dsm.smoothed_score(ring8, sigma, x / math.sqrt(abar)) / math.sqrt(abar)
+    ve = oracle.mixture_score(ring8, x / math.sqrt(abar), sigma**2) / math.sqrt(abar)
     torch.testing.assert_close(vp, ve, rtol=1e-7, atol=1e-9)
 
 
@@ -57,7 +57,7 @@ def test_dsm_loss_minus_its_value_at_the_exact_score_is_the_explicit_score_match
     z = torch.randn(x0.shape, generator=gen(3), dtype=torch.float64)
 
     def exact(x):
-        return dsm.smoothed_score(ring8, sigma, x)
+        return oracle.mixture_score(ring8, x, sigma**2)
 
     def off(x):
         return 0.8 * exact(x) + torch.tensor([0.3, -0.2], dtype=torch.float64)
@@ -74,7 +74,7 @@ def test_at_medium_sigma_the_learned_score_approximates_the_smoothed_score(ring8
     assert len(history) == 1000 and all(math.isfinite(v) for v in history)
     x = _noised(ring8, 0.5, 2000, seed=10)
     err = dsm.score_error(model, ring8, 0.5, x).mean()
-    scale = (0.5 * dsm.smoothed_score(ring8, 0.5, x)).norm(dim=1).mean()  # the error of s = 0
+    scale = (0.5 * oracle.mixture_score(ring8, x, 0.5**2)).norm(dim=1).mean()  # the error of s = 0
     assert float(err) < 0.25 * float(scale)
 
 
@@ -92,15 +92,15 @@ def test_at_large_sigma_the_ring_merges_into_one_central_mode(ring8):
     ring = 2.0 * torch.stack([angle.cos(), angle.sin()], 1)
 
     def contrast(sigma):  # log density between modes vs at the modes, along the ring
-        lp = dsm.smoothed_log_prob(ring8, sigma, ring)
+        lp = oracle.mixture_log_prob(ring8, ring, sigma**2)
         return float(lp.max() - lp.min())
 
     assert contrast(0.1) > 10 and contrast(3.0) < 1e-3
-    radial = (dsm.smoothed_score(ring8, 3.0, ring) * ring).sum(1) / 2.0
+    radial = (oracle.mixture_score(ring8, ring, 3.0**2) * ring).sum(1) / 2.0
     assert (radial < 0).all()  # every arrow on the ring points inwards, towards the centre
     centre = torch.zeros(1, 2, dtype=torch.float64)
-    assert dsm.smoothed_log_prob(ring8, 3.0, centre) > dsm.smoothed_log_prob(ring8, 3.0, ring).max()
-    assert dsm.smoothed_log_prob(ring8, 0.1, centre) < dsm.smoothed_log_prob(ring8, 0.1, ring).max()
+    assert oracle.mixture_log_prob(ring8, centre, 3.0**2) > oracle.mixture_log_prob(ring8, ring, 3.0**2).max()
+    assert oracle.mixture_log_prob(ring8, centre, 0.1**2) < oracle.mixture_log_prob(ring8, ring, 0.1**2).max()
 
 
 def test_training_is_deterministic_given_the_seed(ring8):
@@ -119,9 +119,9 @@ def test_bad_input_names_the_parameter(ring8):
     with pytest.raises(TypeError, match="target"):
         dsm.train_single_sigma("ring8", 0.5, steps=1)
     with pytest.raises(TypeError, match="Gaussian mixture"):
-        dsm.smoothed_score(targets.get("moons"), 0.5, torch.zeros(3, 2))
-    with pytest.raises(ValueError, match="sigma"):
-        dsm.smoothed_score(ring8, -1.0, torch.zeros(3, 2))
+        oracle.mixture_score(targets.get("moons"), torch.zeros(3, 2), 0.25)
+    with pytest.raises(ValueError, match="noise_var"):
+        oracle.mixture_score(ring8, torch.zeros(3, 2), -1.0)
     with pytest.raises(ValueError, match="edges"):
         dsm.error_by_distance(lambda x: x, ring8, 0.5, torch.zeros(3, 2), [1.0, 0.5])
     out = dsm.error_by_distance(lambda x: x, ring8, 0.5, torch.zeros(3, 2), [0.0, 1.0, 3.0])
