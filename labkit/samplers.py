@@ -1,23 +1,32 @@
-"""Reverse samplers over an eps function eps_fn(x, t) (t: float timesteps in [0, T-1]).
+"""Reverse samplers over an eps function eps_fn(x, t) (t: float timesteps in [0, T-1]), built as in
+k-diffusion from three pieces:
 
-Each returns a :class:`SampleResult` with the final samples ``x``, the ``trajectory`` (data
-space, VP coordinates, first entry = start) and ``nfe`` (number of eps_fn calls). With
-``keep_trajectory=False`` the trajectory is not recorded (an empty list): keeping every step's
-tensor alive makes each step's arithmetic write to fresh memory, which at 10^4 points costs
-more than the arithmetic itself (benchmarks/NOTES.md).
+    eps_fn --(wrapped once)--> denoiser D(x; sigma)       grid: trailing(...) | karras(...) -> sigmas
+    solver(D, x, sigmas): euler, heun, dpmpp_2m, ancestral (labkit.solvers)
+
+A public sampler checks its inputs, builds the grid and runs a solver. Each returns a
+:class:`SampleResult` with the final samples ``x``, the ``trajectory`` (data space, VP coordinates
+x_sigma / sqrt(1 + sigma^2), first entry = start) and ``nfe`` (network forwards: a guided eps
+function with w > 0 costs two per call). With ``keep_trajectory=False`` the trajectory is not
+recorded (an empty list): keeping every step's tensor alive makes each step's arithmetic write to
+fresh memory, which at 10^4 points costs more than the arithmetic itself (benchmarks/NOTES.md).
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 
+from . import solvers
 from ._checks import check_float, check_generator, check_int, check_points
 from .schedules import Schedule
 
-HEUN_MAX_STEPS = 10_000
+MAX_STEPS = 10_000  # the largest step count any sampler takes
 
 
 @dataclass
@@ -63,40 +72,55 @@ class _Recorder:
         return [] if self.buffer is None else list(self.buffer[: self.count].unbind(0))
 
 
-def _eps(eps_fn, x, t: float):
-    eps = eps_fn(x, torch.full((len(x),), t, dtype=x.dtype, device=x.device))
+class Denoiser:
+    """D(x; sigma) = x - sigma eps_fn(x / sqrt(1 + sigma^2), t(sigma)): an eps function seen in the
+    variance-exploding coordinates x = x_VP sqrt(1 + sigma^2) (the job of k-diffusion's external.py).
+
+    t(sigma) is the schedule's fractional timestep (:meth:`Schedule.sigma_to_t`), looked up once for
+    the grid's sigmas. ``nfe`` counts network forwards (``eps_fn.forwards`` per call, 1 by default).
+    """
+
+    def __init__(self, eps_fn, schedule: Schedule, sigmas: list[float]):
+        self.eps_fn, self.nfe = eps_fn, 0
+        self.forwards = getattr(eps_fn, "forwards", 1)
+        ts = schedule.sigma_to_t(torch.tensor(sigmas[:-1], dtype=torch.float64)).tolist()
+        self.t = dict(zip(sigmas[:-1], ts))
+
+    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        t = torch.full((len(x),), self.t[sigma], dtype=x.dtype, device=x.device)
+        eps_hat = self.eps_fn(x / math.sqrt(1 + sigma**2), t)
+        if self.nfe == 0:
+            _check_eps(eps_hat, x)
+        self.nfe += self.forwards
+        return x - sigma * eps_hat
+
+
+def _check_eps(eps, x) -> None:
     if not isinstance(eps, torch.Tensor) or eps.shape != x.shape:
         raise ValueError(f"eps_fn must return a tensor of x's shape {tuple(x.shape)}, "
                          f"got {tuple(eps.shape) if isinstance(eps, torch.Tensor) else type(eps).__name__}")
-    return eps
 
 
-@torch.inference_mode()
-def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, generator: torch.Generator | None = None,
-         keep_trajectory: bool = True) -> SampleResult:
-    """Ancestral sampling over all T steps (Ho et al. 2020, Algorithm 2).
+def _sample(solver, eps_fn, schedule: Schedule, x_start: torch.Tensor, sigmas: list[float], keep_trajectory,
+            **solver_kwargs) -> SampleResult:
+    """Run ``solver`` from the VP point ``x_start`` at sigmas[0]; record VP states; count forwards."""
+    D = Denoiser(eps_fn, schedule, sigmas)
+    record = _Recorder(keep_trajectory, len(sigmas))
+    record.add(x_start)
+    x = x_start * math.sqrt(1 + sigmas[0] ** 2)
+    for x_next, sigma in zip(solver(D, x, sigmas, **solver_kwargs), sigmas[1:]):
+        if record.keep:
+            record.add(x_next / math.sqrt(1 + sigma**2))
+        x = x_next
+    bad = int((~torch.isfinite(x)).any(dim=1).sum())
+    if bad:
+        warnings.warn(f"{bad} of {len(x)} samples are not finite: the eps function or the start sigma "
+                      f"({sigmas[0]:.4g}) is outside what the model handles; try sigma_max=80", RuntimeWarning,
+                      stacklevel=3)
+    return SampleResult(x, record.trajectory(), D.nfe)
 
-    x_{T-1} = noise; for t = T-1..0:
-        x_{t-1} = (x_t - beta_t / sqrt(1 - abar_t) eps_hat) / sqrt(alpha_t) + sqrt(beta~_t) z,
-    with the posterior variance beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t and no noise at
-    t = 0. No clipping of the predicted x_0 (2-D targets are not confined to [-1, 1]).
-    """
-    _check_common(eps_fn, schedule, noise)
-    check_generator(generator)
-    record = _Recorder(keep_trajectory, schedule.T + 1)
-    betas, alphas, abar = (v.tolist() for v in (schedule.betas, schedule.alphas, schedule.alphas_cumprod))
-    x = noise
-    record.add(x)
-    for t in range(schedule.T - 1, -1, -1):
-        eps_hat = _eps(eps_fn, x, t)
-        x = (x - betas[t] / math.sqrt(1 - abar[t]) * eps_hat) / math.sqrt(alphas[t])
-        if t > 0:
-            beta_tilde = (1 - abar[t - 1]) / (1 - abar[t]) * betas[t]
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x = x + math.sqrt(beta_tilde) * z
-        record.add(x)
-    return SampleResult(x, record.trajectory(), schedule.T)
 
+# ---- sigma grids: decreasing lists of sigmas ending in 0 ------------------------------------------
 
 def ddim_timesteps(schedule: Schedule, steps: int, sigma_max: float | None = 80.0) -> list[int]:
     """Trailing spacing (Lin et al. 2023, Table 2): t_i = round((t_max + 1)(1 - i/N)) - 1.
@@ -108,44 +132,15 @@ def ddim_timesteps(schedule: Schedule, steps: int, sigma_max: float | None = 80.
     return [round((t_max + 1) * (1 - i / steps)) - 1 for i in range(steps)]
 
 
-@torch.inference_mode()
-def ddim(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, eta: float = 0.0,
-         sigma_max: float | None = 80.0, generator: torch.Generator | None = None,
-         keep_trajectory: bool = True) -> SampleResult:
-    """DDIM (Song, Meng, Ermon 2021, Eq. 12) on ``steps`` trailing timesteps.
-
-    From t to the next timestep s (abar_s = 1 after the last one):
-        x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)
-        sigma  = eta sqrt((1 - abar_s) / (1 - abar_t)) sqrt(1 - abar_t / abar_s)
-        x_s    = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps_hat + sigma z.
-    eta = 0 is deterministic (the Euler step of the probability-flow ODE in sigma); eta = 1 has
-    DDPM's posterior variance. Starts at x = noise sqrt(1 - abar_{t_max}), the point Heun starts
-    from, since a learned eps is poor at the cosine schedule's sigma_{T-1} of about 2e4.
-    """
-    _check_common(eps_fn, schedule, noise)
-    eta = check_float("eta", eta, 0.0, 1.0)
-    check_generator(generator)
-    timesteps = ddim_timesteps(schedule, steps, sigma_max)
-    record = _Recorder(keep_trajectory, len(timesteps) + 1)
-    abar = schedule.alphas_cumprod.tolist()
-    x = noise * math.sqrt(1 - abar[timesteps[0]])
-    record.add(x)
-    for i, t in enumerate(timesteps):
-        abar_s = abar[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
-        eps_hat = _eps(eps_fn, x, t)
-        x0_hat = (x - math.sqrt(1 - abar[t]) * eps_hat) / math.sqrt(abar[t])
-        sigma = eta * math.sqrt((1 - abar_s) / (1 - abar[t]) * (1 - abar[t] / abar_s))
-        x = math.sqrt(abar_s) * x0_hat + math.sqrt(max(1 - abar_s - sigma**2, 0.0)) * eps_hat
-        if sigma > 0:
-            x = x + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-        record.add(x)
-    return SampleResult(x, record.trajectory(), len(timesteps))
+def trailing(schedule: Schedule, steps: int, sigma_max: float | None = 80.0) -> list[float]:
+    """sigma_t at DDIM's trailing timesteps (:func:`ddim_timesteps`), then 0."""
+    return [float(schedule.sigmas[t]) for t in ddim_timesteps(schedule, steps, sigma_max)] + [0.0]
 
 
-def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> list[float]:
+def karras(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> list[float]:
     """Karras et al. 2022, Eq. 5: sigma_i = (smax^(1/rho) + i/(N-1) (smin^(1/rho) - smax^(1/rho)))^rho,
     i = 0..N-1, followed by sigma_N = 0."""
-    steps = check_int("steps", steps, 1, HEUN_MAX_STEPS)
+    steps = check_int("steps", steps, 1, MAX_STEPS)
     sigma_max = check_float("sigma_max", sigma_max, 0.0, low_open=True)
     sigma_min = check_float("sigma_min", sigma_min, 0.0, sigma_max, low_open=True)
     rho = check_float("rho", rho, 0.0, 100.0, low_open=True)
@@ -158,57 +153,127 @@ def karras_sigmas(steps: int, sigma_min: float, sigma_max: float, rho: float = 7
     return [sigma_max, *inner, sigma_min, 0.0]
 
 
-@torch.inference_mode()
-def heun(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_max: float = 80.0,
-         sigma_min: float | None = None, rho: float = 7.0, keep_trajectory: bool = True) -> SampleResult:
-    """Heun's 2nd-order method on the probability-flow ODE (Karras et al. 2022, Algorithm 1,
-    i.e. Algorithm 2 without churn), in sigma space: dx/dsigma = (x - D(x; sigma)) / sigma.
+karras_sigmas = karras  # the name of earlier releases
+GRIDS = {"trailing": trailing, "karras": karras}
 
-    With D(x; sigma) = x - sigma eps_fn(x / sqrt(1 + sigma^2), t(sigma)) the slope is just the
-    eps prediction at the VP point x / sqrt(1 + sigma^2). sigma_max above the schedule's largest
-    sigma is lowered to it; sigma_min defaults to the schedule's smallest sigma. The last step
-    (to sigma = 0) is Euler, so nfe = 2 steps - 1.
-    """
-    _check_common(eps_fn, schedule, noise)
-    sigma_max = min(check_float("sigma_max", sigma_max, low=schedule.sigma_min), schedule.sigma_max)
+
+def sigma_grid(schedule: Schedule, steps: int, grid: str = "karras", sigma_max: float | None = 80.0,
+               sigma_min: float | None = None, rho: float = 7.0) -> list[float]:
+    """The grid called ``grid`` for ``schedule``: ``trailing`` from the largest sigma_t <= sigma_max, or
+    ``karras`` from sigma_max (lowered to the schedule's largest sigma) to sigma_min (default its smallest)."""
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {list(GRIDS)}, got {grid!r}")
+    if grid == "trailing":
+        if sigma_min is not None or rho != 7.0:
+            raise ValueError("sigma_min and rho apply to grid='karras' only; the trailing grid takes sigma_max")
+        return trailing(schedule, steps, sigma_max)
+    sigma_max = schedule.sigma_max if sigma_max is None else \
+        min(check_float("sigma_max", sigma_max, low=schedule.sigma_min), schedule.sigma_max)
     sigma_min = schedule.sigma_min if sigma_min is None else \
         check_float("sigma_min", sigma_min, schedule.sigma_min, sigma_max)
-    rho = check_float("rho", rho, 0.0, 100.0, low_open=True)
-    sigmas = karras_sigmas(steps, sigma_min, sigma_max, rho)
-    record = _Recorder(keep_trajectory, steps + 1)
-    ts = schedule.sigma_to_t(torch.tensor(sigmas[:-1], dtype=torch.float64)).tolist() + [None]
-
-    def slope(x, i):  # (x - D(x; sigma_i)) / sigma_i
-        return _eps(eps_fn, x / math.sqrt(1 + sigmas[i] ** 2), ts[i])
-
-    x = noise * sigmas[0]                       # Alg. 1 line 2: x_0 ~ N(0, sigma_0^2 I)
-    record.add(x / math.sqrt(1 + sigmas[0] ** 2))
-    nfe = 0
-    for i in range(steps):
-        d = slope(x, i)                          # line 4
-        x_next = x + (sigmas[i + 1] - sigmas[i]) * d   # line 5: Euler step
-        nfe += 1
-        if sigmas[i + 1] != 0:                   # lines 6-8: 2nd-order correction
-            d_next = slope(x_next, i + 1)
-            x_next = x + (sigmas[i + 1] - sigmas[i]) * (d + d_next) / 2
-            nfe += 1
-        x = x_next
-        if record.keep:
-            record.add(x / math.sqrt(1 + sigmas[i + 1] ** 2))
-    return SampleResult(x, record.trajectory(), nfe)
+    return karras(steps, sigma_min, sigma_max, rho)
 
 
-SAMPLERS = ("ddpm", "ddim", "heun")
+def _vp(sigma: float) -> float:
+    """The VP scale 1 / sqrt(1 + sigma^2) = sqrt(abar) times sigma: noise * _vp(sigma) starts at sigma."""
+    return sigma / math.sqrt(1 + sigma**2)
+
+
+# ---- the public samplers ---------------------------------------------------------------------------
+
+@torch.inference_mode()
+def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, sigma_max: float | None = 80.0,
+         generator: torch.Generator | None = None, keep_trajectory: bool = True) -> SampleResult:
+    """Ancestral sampling over every timestep t = t_max..0 (Ho et al. 2020, Algorithm 2).
+
+    Each step draws from the posterior q(x_{t-1} | x_t, x0_hat) with variance beta~_t; no noise at the
+    last step, no clipping of x0_hat (2-D targets are not in [-1, 1]). ``sigma_max=None`` starts at
+    x_{T-1} = noise (all T steps); otherwise at t_max, the largest t with sigma_t <= sigma_max, from
+    noise sqrt(1 - abar_{t_max}). The default 80 is the start of the other samplers: under the cosine
+    schedule the last betas are 0.999, so each of the first steps above sigma ~ 80 multiplies a
+    learned eps's error by up to 1 / sqrt(1 - beta) ~ 30 (chapter 4).
+    """
+    _check_common(eps_fn, schedule, noise)
+    check_generator(generator)
+    sigmas = trailing(schedule, schedule.last_t_below(sigma_max) + 1, sigma_max)
+    start = noise if sigma_max is None else noise * _vp(sigmas[0])
+    return _sample(solvers.ancestral, eps_fn, schedule, start, sigmas, keep_trajectory, eta=1.0,
+                   generator=generator)
+
+
+@torch.inference_mode()
+def ddim(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, eta: float = 0.0,
+         sigma_max: float | None = 80.0, grid: str = "trailing", generator: torch.Generator | None = None,
+         keep_trajectory: bool = True) -> SampleResult:
+    """DDIM (Song, Meng, Ermon 2021, Eq. 12) on ``steps`` steps of ``grid`` (DDIM's trailing timesteps).
+
+    eta = 0 is deterministic: the Euler step of the probability-flow ODE in sigma
+    (:func:`labkit.solvers.euler`); 0 < eta <= 1 adds noise (:func:`labkit.solvers.ancestral`), eta = 1
+    with DDPM's posterior variance. Starts at x = noise sigma_0 / sqrt(1 + sigma_0^2), the point Heun
+    starts from, since a learned eps is poor at the cosine schedule's sigma_{T-1} of about 2e4.
+    """
+    _check_common(eps_fn, schedule, noise)
+    eta = check_float("eta", eta, 0.0, 1.0)
+    check_generator(generator)
+    sigmas = sigma_grid(schedule, steps, grid, sigma_max)
+    start = noise * _vp(sigmas[0])
+    if eta == 0:
+        return _sample(solvers.euler, eps_fn, schedule, start, sigmas, keep_trajectory)
+    return _sample(solvers.ancestral, eps_fn, schedule, start, sigmas, keep_trajectory, eta=eta,
+                   generator=generator)
+
+
+def ode_sampler(solver, grid: str = "karras"):
+    """The public sampler of an ODE ``solver`` from :mod:`labkit.solvers`, on ``grid`` by default."""
+    default_grid = grid
+
+    @torch.inference_mode()
+    def sample(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_max: float | None = 80.0,
+               sigma_min: float | None = None, rho: float = 7.0, grid: str = default_grid,
+               keep_trajectory: bool = True) -> SampleResult:
+        _check_common(eps_fn, schedule, noise)
+        sigmas = sigma_grid(schedule, steps, grid, sigma_max, sigma_min, rho)
+        return _sample(solver, eps_fn, schedule, noise * _vp(sigmas[0]), sigmas, keep_trajectory)
+
+    sample.__name__ = sample.__qualname__ = solver.__name__
+    sample.__doc__ = (f"{solver.__doc__}\n\n    Runs :func:`labkit.solvers.{solver.__name__}` on ``steps`` steps of "
+                      f"``grid`` (default {default_grid!r}) from x = noise sigma_0 (EDM's start, VP point "
+                      "noise sigma_0 / sqrt(1 + sigma_0^2)); sigma_max above the schedule's largest sigma is "
+                      "lowered to it, sigma_min defaults to its smallest.")
+    return sample
+
+
+heun = ode_sampler(solvers.heun)          # nfe = 2 steps - 1 (the last step is Euler)
+dpmpp_2m = ode_sampler(solvers.dpmpp_2m)  # nfe = steps
+
+
+# ---- the registry --------------------------------------------------------------------------------
+
+class Sampler(NamedTuple):
+    fn: object
+    label: str
+    colour: str
+    takes_steps: bool   # False: the step count is fixed by the schedule (DDPM)
+    stochastic: bool    # draws fresh noise at each step (uses ``generator``)
+
+
+SAMPLERS: dict[str, Sampler] = {
+    "ddpm": Sampler(ddpm, "DDPM", "tab:gray", False, True),
+    "ddim": Sampler(ddim, "DDIM (Euler)", "tab:blue", True, False),
+    "heun": Sampler(heun, "Heun (EDM)", "tab:orange", True, False),
+    "dpmpp_2m": Sampler(dpmpp_2m, "DPM-Solver++(2M)", "tab:green", True, False),
+}
 
 
 def run(name: str, eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int | None = None,
         generator: torch.Generator | None = None, **kwargs) -> SampleResult:
-    """Dispatch by name: ``ddpm`` ignores ``steps`` (always T), ``ddim`` and ``heun`` need it.
-    ``kwargs`` go to the sampler (``keep_trajectory`` to any of them)."""
-    if name == "ddpm":
-        return ddpm(eps_fn, schedule, noise, generator=generator, **kwargs)
-    if name == "ddim":
-        return ddim(eps_fn, schedule, noise, steps, generator=generator, **kwargs)
-    if name == "heun":
-        return heun(eps_fn, schedule, noise, steps, **kwargs)
-    raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {name!r}")
+    """Run the sampler registered as ``name`` (see :data:`SAMPLERS`); ``steps`` is ignored by samplers
+    that do not take it (DDPM), ``generator`` by those that draw no noise. ``kwargs`` go to the sampler
+    (``keep_trajectory`` and ``sigma_max`` to any of them, ``grid`` to those that take steps)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {name!r}")
+    fn = SAMPLERS[name].fn
+    if "generator" in inspect.signature(fn).parameters:
+        kwargs["generator"] = generator
+    return fn(eps_fn, schedule, noise, steps, **kwargs) if SAMPLERS[name].takes_steps else \
+        fn(eps_fn, schedule, noise, **kwargs)

@@ -64,7 +64,7 @@ def test_nfe_and_trajectory_lengths(cosine, exact):
         d = samplers.ddim(exact, cosine, noise, steps)
         assert d.nfe == steps and len(d.trajectory) == steps + 1
         assert torch.equal(h.trajectory[-1], h.x) and torch.equal(d.trajectory[-1], d.x)
-    p = samplers.ddpm(exact, schedules.linear(T=50), noise, generator=gen(0))
+    p = samplers.ddpm(exact, schedules.linear(T=50), noise, generator=gen(0), sigma_max=None)
     assert p.nfe == 50 and len(p.trajectory) == 51 and torch.equal(p.trajectory[0], noise)
 
 
@@ -157,3 +157,153 @@ def test_heun_lowers_sigma_max_to_the_schedule(cosine, exact):
                       sigma_max=1e6)
     assert torch.isfinite(r.x).all()
     assert torch.allclose(r.trajectory[0], noise * lin.sigma_max / math.sqrt(1 + lin.sigma_max**2))
+
+
+# ---- the sampling core: grids x solvers, checked against float64 references of the papers' updates ----
+
+def _references(exact, cosine, sigmas, x):
+    """Float64 reference loops in VE coordinates on the given sigmas (x: the VE start)."""
+    def eps(x, sigma):
+        t = cosine.sigma_to_t(torch.tensor([sigma], dtype=torch.float64)).expand(len(x))
+        return exact(x / math.sqrt(1 + sigma**2), t)
+
+    euler, heun, dpm = x.clone(), x.clone(), x.clone()
+    old = None
+    for i in range(len(sigmas) - 1):
+        s, s_next = sigmas[i], sigmas[i + 1]
+        euler = euler + (s_next - s) * eps(euler, s)
+        d = eps(heun, s)
+        x_next = heun + (s_next - s) * d
+        heun = x_next if s_next == 0 else heun + (s_next - s) * (d + eps(x_next, s_next)) / 2
+        denoised = dpm - s * eps(dpm, s)
+        if old is None or s_next == 0:
+            dpm = denoised if s_next == 0 else (s_next / s) * dpm - math.expm1(-math.log(s / s_next)) * denoised
+        else:
+            h, h_last = math.log(s / s_next), math.log(sigmas[i - 1] / s)
+            r = h_last / h
+            d_prime = (1 + 1 / (2 * r)) * denoised - 1 / (2 * r) * old
+            dpm = (s_next / s) * dpm - math.expm1(-h) * d_prime
+        old = denoised
+    return {"ddim": euler, "heun": heun, "dpmpp_2m": dpm}
+
+
+@pytest.mark.parametrize("grid", ["trailing", "karras"])
+@pytest.mark.parametrize("name", ["ddim", "heun", "dpmpp_2m"])
+def test_every_solver_on_either_grid_equals_its_float64_reference(cosine, exact, grid, name):
+    noise = torch.randn(50, 2, generator=gen(7), dtype=torch.float64)
+    steps = 6
+    sigmas = samplers.sigma_grid(cosine, steps, grid)
+    reference = _references(exact, cosine, sigmas, noise * sigmas[0])[name]
+    out = samplers.run(name, exact, cosine, noise, steps, grid=grid)
+    assert torch.allclose(out.x, reference, atol=1e-10, rtol=0), (out.x - reference).abs().max()
+    assert out.nfe == {"ddim": steps, "heun": 2 * steps - 1, "dpmpp_2m": steps}[name]
+    assert len(out.trajectory) == steps + 1
+    assert torch.allclose(out.trajectory[0], noise * sigmas[0] / math.sqrt(1 + sigmas[0] ** 2))
+
+
+def test_the_grids_follow_their_papers(cosine):
+    trailing = samplers.trailing(cosine, 8)
+    assert trailing[:-1] == [float(cosine.sigmas[t]) for t in samplers.ddim_timesteps(cosine, 8)]
+    assert trailing[-1] == 0.0 and trailing[0] <= 80.0
+    karras = samplers.sigma_grid(cosine, 8, "karras")
+    assert karras[0] == 80.0 and karras[-2] == pytest.approx(cosine.sigma_min) and karras[-1] == 0.0
+    for grid in (trailing, karras):
+        assert all(a > b for a, b in zip(grid, grid[1:]))
+    assert samplers.sigma_grid(cosine, 4, "karras", sigma_max=None)[0] == pytest.approx(cosine.sigma_max)
+
+
+def _ddpm_reference(eps_fn, schedule, noise, generator):
+    """Ho et al. 2020, Algorithm 2 in VP coordinates, as written in the paper (posterior variance beta~)."""
+    betas, abar = schedule.betas, schedule.alphas_cumprod
+    x = noise
+    for t in range(schedule.T - 1, -1, -1):
+        eps_hat = eps_fn(x, torch.full((len(x),), float(t), dtype=x.dtype))
+        x = (x - betas[t] / (1 - abar[t]).sqrt() * eps_hat) / (1 - betas[t]).sqrt()
+        if t > 0:
+            beta_tilde = (1 - abar[t - 1]) / (1 - abar[t]) * betas[t]
+            x = x + beta_tilde.sqrt() * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+    return x
+
+
+def test_ddpm_is_ho_et_al_algorithm_2(ring8):
+    schedule = schedules.linear(T=60)
+    exact = oracle.eps_fn(ring8, schedule)
+    noise = torch.randn(40, 2, generator=gen(3), dtype=torch.float64)
+    out = samplers.ddpm(exact, schedule, noise, sigma_max=None, generator=gen(4))
+    assert torch.allclose(out.x, _ddpm_reference(exact, schedule, noise, gen(4)), atol=1e-10, rtol=0)
+    assert out.nfe == 60
+
+
+def test_ddim_with_eta_is_song_et_al_eq_12(cosine, exact):
+    noise = torch.randn(40, 2, generator=gen(3), dtype=torch.float64)
+    eta, ts = 0.5, samplers.ddim_timesteps(cosine, 5)
+    abar = cosine.alphas_cumprod.tolist()
+    x, g = noise * math.sqrt(1 - abar[ts[0]]), gen(9)
+    for i, t in enumerate(ts):
+        abar_s = abar[ts[i + 1]] if i + 1 < len(ts) else 1.0
+        eps_hat = exact(x, torch.full((40,), float(t), dtype=torch.float64))
+        x0_hat = (x - math.sqrt(1 - abar[t]) * eps_hat) / math.sqrt(abar[t])
+        sigma = eta * math.sqrt((1 - abar_s) / (1 - abar[t]) * (1 - abar[t] / abar_s))
+        x = math.sqrt(abar_s) * x0_hat + math.sqrt(1 - abar_s - sigma**2) * eps_hat
+        if sigma > 0:
+            x = x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype)
+    out = samplers.ddim(exact, cosine, noise, 5, eta=eta, generator=gen(9))
+    assert torch.allclose(out.x, x, atol=1e-9, rtol=0), (out.x - x).abs().max()
+
+
+def test_ddpm_starting_at_sigma_max_80_escapes_the_error_amplification_of_the_last_betas(cosine, exact):
+    # A finite model whose eps is off by 0.3 only at the noisiest timesteps (t > 990, sigma_t > 80):
+    # there the cosine schedule's betas (up to 0.999) multiply that error by ~30 in one step, throwing
+    # points far outside the region |x| <~ 4.5 where N(0, I) noise and the data live (and a learned
+    # model was trained). Starting at sigma_max = 80 (the default) never visits those steps.
+    def biased(x, t):
+        return exact(x, t) + 0.3 * (t > 990).to(x.dtype)[:, None]
+
+    noise = torch.randn(1000, 2, generator=gen(1), dtype=torch.float64)
+
+    def farthest(**kwargs):
+        out = samplers.ddpm(biased, cosine, noise, generator=gen(2), **kwargs)
+        return float(torch.stack(out.trajectory).norm(dim=2).max())
+
+    assert farthest(sigma_max=None) > 10 > 5 > farthest()
+    assert samplers.ddpm(exact, cosine, noise[:5], keep_trajectory=False).nfe == cosine.last_t_below(80.0) + 1
+
+
+def test_a_non_finite_sample_is_reported(cosine):
+    def blows_up(x, t):
+        return torch.where(x[:, :1] > 0, torch.full_like(x, float("inf")), x)
+
+    noise = torch.randn(20, 2, generator=gen(0), dtype=torch.float64)
+    with pytest.warns(RuntimeWarning, match="not finite"):
+        samplers.ddim(blows_up, cosine, noise, 4)
+
+
+def test_nfe_counts_network_forwards_of_a_guided_eps(cosine, exact):
+    def guided(x, t):
+        return exact(x, t)
+
+    guided.forwards = 2  # what labkit.guidance.cfg sets for w > 0: conditional and null halves
+    noise = torch.randn(5, 2, generator=gen(0), dtype=torch.float64)
+    assert samplers.heun(guided, cosine, noise, 4).nfe == 2 * (2 * 4 - 1)
+    assert samplers.ddim(guided, cosine, noise, 4).nfe == 8
+
+
+def test_the_registry_is_the_one_list_of_samplers(cosine, exact):
+    import matplotlib.colors
+
+    noise = torch.randn(5, 2, generator=gen(0), dtype=torch.float64)
+    labels = [info.label for info in samplers.SAMPLERS.values()]
+    assert len(set(labels)) == len(labels)
+    for name, info in samplers.SAMPLERS.items():
+        assert matplotlib.colors.is_color_like(info.colour)
+        grids = samplers.GRIDS if info.takes_steps else [None]
+        for grid in grids:
+            kwargs = {"grid": grid} if grid else {}
+            out = samplers.run(name, exact, cosine, noise, 4, generator=gen(1), **kwargs)
+            assert out.x.shape == noise.shape and torch.isfinite(out.x).all()
+    with pytest.raises(ValueError, match="sampler"):
+        samplers.run("nope", exact, cosine, noise, 4)
+    with pytest.raises(ValueError, match="grid"):
+        samplers.heun(exact, cosine, noise, 4, grid="uniform")
+    with pytest.raises(ValueError, match="rho"):
+        samplers.heun(exact, cosine, noise, 4, grid="trailing", rho=5.0)
