@@ -17,17 +17,19 @@
 # # Chapter 8 — The Diffusion Lab
 #
 # Everything from chapters 1 to 7 on one dashboard: pick a 2-D target, train an eps-prediction
-# network on it while you watch, sample it with DDPM, DDIM or Heun, steer it with classifier-free
-# guidance, look at its score field at any noise level, and measure how many network evaluations
-# a sampler needs to reach the target.
+# network on it while you watch, sample it with any sampler of `labkit.samplers.SAMPLERS` (DDPM,
+# DDIM, Heun, DPM-Solver++(2M)) on either sigma grid, steer it with classifier-free guidance, look
+# at its score field at any noise level, and measure how many network evaluations a sampler needs
+# to reach the target.
 #
 # **Learning goals**
 #
 # 1. Watch the score field $s_\theta(x, t) = -\hat\epsilon_\theta(x, t, c)/\sqrt{1-\bar\alpha_t}$ form
 #    during training: first at large $t$ (a pull toward the origin), then at small $t$ (the target's
 #    shape).
-# 2. Compare samplers at equal cost: DDPM with all $T$ steps, DDIM with $N$ steps (Song, Meng &
-#    Ermon 2021), Heun with $N$ steps and $2N-1$ evaluations (Karras et al. 2022).
+# 2. Compare samplers at equal cost: DDPM with every timestep below $\sigma_{max}$, DDIM with $N$
+#    steps (Song, Meng & Ermon 2021), Heun with $N$ steps and $2N-1$ evaluations (Karras et al. 2022),
+#    each on DDIM's trailing grid or the Karras grid.
 # 3. See guidance at work: $\hat\epsilon = (1+w)\,\epsilon(x,t,c) - w\,\epsilon(x,t,\varnothing)$
 #    (Ho & Salimans 2022) sharpens one class as $w$ grows.
 # 4. Read a quality-vs-NFE chart against its noise floor (kernel MMD$^2$, Gretton et al. 2012).
@@ -39,10 +41,15 @@
 #
 # `LabApp` (in `labkit.widgets.lab`) builds one figure with five panels and updates its artists in
 # place. Training runs in a background thread, so every slider stays live while the model learns;
-# the score field and the loss curve refresh a few times a second. Press **Train** (and **Stop**
-# whenever you like: the weights are those of the last finished step), **Sample**, or
-# **Quality vs steps**. The quality run here uses n = 500 points and 2 seeds so it takes seconds;
-# chapter 7 does the careful version.
+# the score field and the loss curve refresh a few times a second. The samples re-render by
+# themselves when you change the sampler, the grid, the steps $N$, the class or $w$ (a moment after
+# the controls settle, so dragging $w$ costs one render, not one per position); **Sample** draws
+# them again with the latest weights. Press **Train** (and **Stop** whenever you like: the weights
+# are those of the last finished step) or **Quality vs steps** (in the background too, with a
+# progress bar and **Cancel**). Each target keeps its own model for the session: switch to `moons`
+# and back and the ring8 model is still there; the samples' title names the model and its training
+# steps. The quality run here uses n = 500 points and 2 seeds so it takes seconds; chapter 7 does
+# the careful version.
 
 # %%
 # %matplotlib widget
@@ -52,6 +59,7 @@ import resource
 import numpy as np
 
 from labkit.quality import at_floor, format_table
+from labkit.widgets.background import Background, frozen
 from labkit.widgets.lab import LabApp
 
 app = LabApp("ring8", sampler="heun", steps=16, t=100, train_steps=1500, quality_n=500, quality_seeds=2, seed=0)
@@ -62,15 +70,19 @@ app  # noqa: B018 (the app is this cell's displayed value)
 #
 # - **Target** — 300 fresh samples of $p(x, c)$, coloured by class $c$.
 # - **Samples** — the model's samples from the same fixed noise each time, so a change you see is
-#   the sampler's, the class's or $w$'s, not the noise's. The title gives the sampler, the steps $N$
-#   and the network evaluations (NFE).
+#   the sampler's, the class's or $w$'s, not the noise's. The title gives the model (target and
+#   training steps), the sampler, the steps $N$, the grid and the network evaluations (NFE).
 # - **Score field** — arrows of $s_\theta(x, t)$ on a 16 × 16 grid at the noise level $t$ of the
 #   slider, all scaled so the longest spans one grid cell (its true length is in the title). With
 #   "all classes" the unconditional model is used ($w$ is then disabled: guidance needs a class).
 # - **Training loss** — $\lVert \epsilon - \hat\epsilon_\theta \rVert^2$ per step and its running
-#   mean. It levels off well above 0: at large $t$ the noise cannot be told apart from the data.
-# - **Quality vs steps** — MMD$^2$ between samples and fresh target points against NFE, for DDIM and
-#   Heun at $N \in \{4, 8, \dots, 128\}$, mean ± sd over seeds. The green band is the noise floor:
+#   mean, averaged over $t$. It levels off above 0, and chapter 3 measured where that floor comes
+#   from: near $t = 0$ the tiny noise in $x_t$ is hidden in the data's own spread, so $\epsilon$ cannot
+#   be predicted (an irreducible loss of about 1), while at $t = T-1$, $x_t$ is almost $\epsilon$
+#   itself (about 0).
+# - **Quality vs steps** — MMD$^2$ between samples of the unconditional model (frozen when you
+#   press the button; the chart's title says which model and grid) and fresh target points against
+#   NFE, for DDIM and Heun at $N \in \{4, 8, \dots, 128\}$, mean ± sd over seeds. The green band is the noise floor:
 #   the MMD$^2$ of two fresh target batches. A point inside the band is as close to the target as
 #   the target is to itself at this sample size.
 #
@@ -83,13 +95,15 @@ app  # noqa: B018 (the app is this cell's displayed value)
 #
 # The training thread changes the weights in place at every Adam step. The sliders must never
 # evaluate a half-updated network, so between two steps the thread publishes a frozen copy, and
-# every panel evaluates the latest copy. The thread never touches the figure: it asks the kernel's
-# event loop to refresh the panels, and it runs torch on one core so the two threads do not fight
-# over the two cores of a laptop or a Binder machine.
+# every panel evaluates the latest copy. The thread never touches the figure or a widget: it asks
+# the kernel's event loop to refresh the panels, and it runs torch on one core so the two threads do
+# not fight over the two cores of a laptop or a Binder machine. The same worker
+# (`labkit.widgets.background.Background`) runs chapter 3's Train button and the lab's quality run.
 
 # %%
-print(inspect.getsource(LabApp._train_worker))
-print(inspect.getsource(LabApp._publish))
+print(inspect.getsource(Background.train))
+print(inspect.getsource(Background._run))
+print(inspect.getsource(frozen))
 
 # %% [markdown]
 # ## A session in code
@@ -110,7 +124,8 @@ print(f"sample radius: median {radius.median():.2f}, 90% within [{radius.quantil
       f"{radius.quantile(0.95):.2f}] (the ring has radius 2)")
 
 # %%
-quality = app.quality()
+app.quality(blocking=True)  # the button runs the same without waiting
+quality = app.quality_result
 print(format_table(quality))
 print("Heun reaches the floor at N = 16:", at_floor(quality, "heun", 16))
 
@@ -143,7 +158,8 @@ print(f"peak RSS of this kernel: {resource.getrusage(resource.RUSAGE_SELF).ru_ma
 # - One dashboard holds the whole pipeline: data $\to$ eps-network $\to$ score field $\to$ sampler
 #   $\to$ quality. Every control calls a plain `LabApp` method, so what you click is also scriptable.
 # - Training in a background thread keeps the interface live; the threads share the model through
-#   frozen copies of the weights, published between optimiser steps.
+#   frozen copies of the weights, published between optimiser steps, and only the kernel's own loop
+#   redraws.
 # - The quality chart places both samplers against the noise floor at a glance; with n = 500 the
 #   floor band is wide, which is why chapter 7 uses more points and seeds for its conclusions.
 # - Guidance with a moderate $w$ tightens a class; a large $w$ amplifies the model's errors.

@@ -3,6 +3,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import asyncio  # noqa: E402
+import inspect  # noqa: E402
 import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -42,10 +43,12 @@ def trained():
     return app
 
 
-def test_pickers_offer_every_target_and_the_three_samplers():
+def test_pickers_offer_every_2d_target_and_every_registered_sampler_and_grid():
     app = LabApp()
-    assert list(app.target_picker.options) == targets.names()
-    assert [value for _, value in app.sampler_picker.options] == ["ddpm", "ddim", "heun"]
+    assert list(app.target_picker.options) == targets.names(2)
+    assert [value for _, value in app.sampler_picker.options] == list(samplers.SAMPLERS)
+    assert [label for label, _ in app.sampler_picker.options] == [s.label for s in samplers.SAMPLERS.values()]
+    assert list(app.grid_picker.options) == list(samplers.GRIDS)
     classes = [value for _, value in app.class_picker.options]
     assert classes == [-1, *range(app.target.num_classes)]  # -1: all classes
     assert app.class_picker.label.startswith("all classes") and app.chosen_class is None
@@ -87,18 +90,24 @@ def test_sample_runs_the_chosen_sampler_and_shows_its_points(trained, name, step
     np.testing.assert_allclose(points.get_offsets(), result.x.numpy(), rtol=1e-6)
     g = torch.Generator().manual_seed(app.seed + 1)
     noise = torch.randn(app.n, 2, generator=g)
-    direct = samplers.run(name, cfg(app.view, None, 0.0), app.schedule, noise, steps, generator=g)
+    direct = samplers.run(name, cfg(app.view, None, 0.0), app.schedule, noise, steps, generator=g,
+                          grid=app.grid_picker.value)
     torch.testing.assert_close(result.x, direct.x)
-    assert f"({nfe} NFE)" in app.ax["samples"].get_title()
+    title = app.ax["samples"].get_title()
+    assert f"({nfe} NFE)" in title and samplers.SAMPLERS[name].label in title
+    assert f"ring8 model after {len(app.history)} training steps" in title
 
 
-def test_ddpm_takes_all_T_steps_and_disables_the_step_slider(trained):
+def test_ddpm_takes_its_own_step_count_and_disables_the_step_slider_and_grid(trained):
     app = trained
     app.set_sampler("ddpm")
-    assert app.steps_slider.disabled
-    assert app.sample().nfe == app.schedule.T
+    assert app.steps_slider.disabled and app.grid_picker.disabled
+    sigma_max = inspect.signature(samplers.ddpm).parameters["sigma_max"].default
+    expected = app.schedule.T if sigma_max is None else app.schedule.last_t_below(sigma_max) + 1
+    assert app.result.nfe == expected  # re-rendered by the picker, without pressing Sample
+    assert f"N = {expected} ({expected} NFE)" in app.ax["samples"].get_title()
     app.set_sampler("heun")
-    assert not app.steps_slider.disabled
+    assert not app.steps_slider.disabled and not app.grid_picker.disabled
 
 
 def test_training_runs_in_the_background_once_and_stops_on_stop():
@@ -171,19 +180,25 @@ def test_the_last_refresh_shows_the_end_even_before_the_training_thread_has_exit
     # must say "(done)" then, not stay at "(training)" (seen once in a browser test under load).
     app = LabApp(refresh_s=0.0)
 
-    class EagerLoop:  # runs each refresh at once, on the calling (training) thread
+    class EagerLoop:  # runs each refresh (and the samples' render) at once, on the calling (training) thread
         def call_soon_threadsafe(self, callback):
             callback()
 
-    app._loop = EagerLoop()
+        def call_later(self, delay, callback):
+            callback()
+            return asyncio.Handle(lambda: None, (), asyncio.new_event_loop())
+
+    app.trainer.loop = EagerLoop()
     app.train(5)
-    app._thread.join(30)
+    app.trainer.thread.join(30)
     assert not app.training and app.last_error is None
     assert app.status.value.endswith("(done)") and not app.train_button.disabled and app.stop_button.disabled
 
 
 def test_quality_draws_ddim_and_heun_against_nfe_with_the_floor(trained):
-    result = trained.quality()
+    assert trained.quality(blocking=True) is True
+    result = trained.quality_result
+    assert trained.last_error is None, trained.last_error
     for name in ("ddim", "heun"):
         assert sorted(r["steps"] for r in result["records"] if r["sampler"] == name) == list(DEFAULT_STEPS)
     heun_nfe = sorted(r["nfe"] for r in result["records"] if r["sampler"] == "heun")
@@ -192,6 +207,9 @@ def test_quality_draws_ddim_and_heun_against_nfe_with_the_floor(trained):
     labels = ax.get_legend_handles_labels()[1]
     assert {"ddim", "heun"} <= set(labels) and any("floor" in label for label in labels)
     assert "NFE" in ax.get_xlabel() and "n = 100" in ax.get_title()
+    assert f"unconditional ring8 model after {len(trained.history)} training steps" in ax.get_title()
+    assert trained.quality_progress.value == trained.quality_progress.max == 2 * len(DEFAULT_STEPS)
+    assert not trained.quality_button.disabled and trained.cancel_button.disabled
 
 
 def test_changing_target_stops_training_and_resets_the_model():
@@ -240,7 +258,7 @@ app = LabApp(quality_n=500, quality_seeds=2)
 app.train(600, blocking=True)  # memory does not grow with steps
 app.sample()
 app.set_sampler("ddpm"); app.sample()
-app.quality()
+app.quality(blocking=True)
 app.fig.canvas.draw()
 print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -252,3 +270,141 @@ def test_a_full_lab_session_peaks_below_1_gb():
     peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
     print(f"lab session peak RSS: {peak:.0f} MB")
     assert 50 < peak <= 1024
+
+
+def test_n_w_and_class_re_render_the_samples_without_pressing_sample(trained):
+    app = trained  # no UI loop here: each change re-renders at once
+    app.set_class(None)
+    app.set_sampler("heun")
+    app.set_steps(16)
+    app.set_steps(8)
+    assert app.result.nfe == 15 and "N = 8" in app.ax["samples"].get_title()
+    before = app.sample_points.get_offsets().copy()
+    app.set_class(2)
+    app.set_w(2.0)
+    assert "class 2, w = 2" in app.ax["samples"].get_title()
+    g = torch.Generator().manual_seed(app.seed + 1)
+    noise = torch.randn(app.n, 2, generator=g)
+    direct = samplers.run("heun", cfg(app.view, 2, 2.0), app.schedule, noise, 8, grid=app.grid_picker.value)
+    np.testing.assert_allclose(app.sample_points.get_offsets(), direct.x.numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(before, app.sample_points.get_offsets())
+    app.set_grid("trailing")
+    assert "trailing grid" in app.ax["samples"].get_title()
+    app.set_grid("karras")
+    app.set_class(None)
+
+
+def test_in_a_kernel_changes_are_debounced_into_one_render_and_t_stays_live():
+    async def session():
+        app = LabApp(debounce_s=0.3)
+        await asyncio.sleep(0.5)  # let the render of the constructor's panel go by
+        renders, original = [], app.sample
+        app.sample = lambda: renders.append((app.steps_slider.value, app.w_slider.value)) or original()
+        app.set_class(1)
+        app.set_steps(8)
+        app.set_w(1.0)
+        app.set_w(2.5)  # four changes in a row, as a drag of w
+        title = app.ax["field"].get_title()
+        app.set_t(700)  # handled at once, while the samples wait for the controls to settle
+        assert "t = 700" in app.ax["field"].get_title() != title
+        assert renders == []
+        await asyncio.sleep(0.8)
+        return app, renders
+
+    app, renders = asyncio.run(session())
+    assert renders == [(8, 2.5)] and app.last_error is None
+    assert "class 1, w = 2.5" in app.ax["samples"].get_title() and app.result.nfe == 15
+
+
+def test_each_target_keeps_its_model_and_the_panel_says_which_is_shown():
+    app = LabApp()
+    app.train(25, blocking=True)
+    ring8 = app.model
+    app.set_target("moons")
+    assert app.model is not ring8 and app.history == [] and app.status.value == "untrained"
+    assert app.ax["samples"].get_title().startswith("moons model after 0 training steps")
+    app.train(10, blocking=True)
+    app.set_target("ring8")
+    assert app.model is ring8 and len(app.history) == 25 and app.status.value.startswith("step 25 / 25")
+    assert app.ax["samples"].get_title().startswith("ring8 model after 25 training steps")
+    np.testing.assert_array_equal(app.loss_raw.get_data()[1], app.history)
+    assert set(app.models) == {"ring8", "moons"} and len(app.models["moons"].history) == 10
+
+
+def _fake_quality(release, calls):
+    """A stand-in for run_quality with the lead's callback/stop interface: 6 jobs, each waits for ``release``."""
+    def run_quality(eps_fn, target, schedule, *, samplers, steps, n, seeds, seed, progress, grid, callback, stop):
+        calls.append({"samplers": samplers, "grid": grid, "n": n, "seeds": seeds})
+        total = 6
+        for done in range(1, total + 1):
+            release.wait(10)
+            if stop.is_set():
+                return {"cancelled": True, "records": []}
+            callback(done, total)
+        records = [{"sampler": "ddim", "steps": k, "nfe": k, "mmd2_mean": 1e-3, "mmd2_sd": 1e-4,
+                    "at_floor": k >= 8} for k in (4, 8, 16)]
+        return {"target": target.name, "n": n, "seeds": seeds, "floor": {"mean": 1e-3, "sd": 1e-4},
+                "records": records}
+    return run_quality
+
+
+def test_quality_runs_in_the_background_with_progress_and_says_what_it_measured(monkeypatch):
+    release, calls = threading.Event(), []
+    monkeypatch.setattr("labkit.widgets.lab.run_quality", _fake_quality(release, calls))
+    app = LabApp(refresh_s=0.0)
+    app.set_grid("trailing")
+    assert app.quality() is True
+    assert app.quality() is False  # one run at a time
+    assert app.quality_button.disabled and not app.cancel_button.disabled
+    app.set_t(500)  # the UI is free while it measures
+    release.set()
+    app.measurer.join(30)
+    app.refresh_quality()
+    assert app.last_error is None, app.last_error
+    assert calls == [{"samplers": ("ddim", "heun"), "grid": "trailing", "n": 500, "seeds": 2}]
+    assert app.quality_progress.value == 6 and app.quality_result["records"][0]["nfe"] == 4
+    title = app.ax["quality"].get_title()
+    assert "unconditional ring8 model after 0 training steps, trailing grid" in title
+    assert "at the floor (at_floor): ddim from 8 NFE" in title
+    assert not app.quality_button.disabled and app.cancel_button.disabled
+
+
+def test_cancel_stops_the_quality_run_and_says_so(monkeypatch):
+    release, calls = threading.Event(), []
+    monkeypatch.setattr("labkit.widgets.lab.run_quality", _fake_quality(release, calls))
+    app = LabApp()
+    app.quality()
+    app.cancel_button.click()  # sets the stop event, then waits for the run
+    assert app.measurer.stop_event.is_set()
+    release.set()
+    app.measurer.join(30)
+    app.refresh_quality()
+    assert app.quality_result is None and app.status.value == "untrained"
+    assert app.quality_status.value.startswith("cancelled after")
+    assert "cancelled" in app.ax["quality"].texts[0].get_text()
+    assert not app.quality_button.disabled and app.cancel_button.disabled
+
+
+def test_in_a_kernel_the_quality_progress_is_shown_by_the_ui_thread(monkeypatch):
+    release, calls, seen = threading.Event(), [], []
+    release.set()
+    monkeypatch.setattr("labkit.widgets.lab.run_quality", _fake_quality(release, calls))
+
+    async def session():
+        app = LabApp(refresh_s=0.0)
+        original = app.refresh_quality
+
+        def recording():
+            seen.append((threading.current_thread() is threading.main_thread(), app._quality_done[0]))
+            original()
+
+        app.refresh_quality = recording
+        app.quality()
+        while app.measurer.running:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        return app
+
+    app = asyncio.run(session())
+    assert seen and all(on_main for on_main, _ in seen)
+    assert app.quality_result is not None and app.quality_progress.value == 6

@@ -4,8 +4,10 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
 
-from labkit import oracle, train  # noqa: E402
+from labkit import oracle, samplers, train  # noqa: E402
 from labkit.widgets.samplers import SamplerApp  # noqa: E402
 
 
@@ -57,8 +59,10 @@ def test_ddpm_ignores_the_step_count_and_disables_the_slider(app, cosine):
     before = _artists(app)
     app.set_sampler("ddpm")
     assert app.last_error is None, app.last_error
-    assert app.steps_slider.disabled and app.eta_slider.disabled
-    assert app.result.nfe == cosine.T and len(app.result.trajectory) == cosine.T + 1
+    assert app.steps_slider.disabled and app.eta_slider.disabled and app.grid_picker.disabled
+    steps = cosine.last_t_below(app.sigma_max) + 1  # every timestep below the app's sigma_max
+    assert app.result.nfe == steps and len(app.result.trajectory) == steps + 1
+    assert f"N = {steps}" in app._title.get_text()
     assert not np.allclose(before[0], _artists(app)[0])
     _assert_finite(app)
     app.set_sampler("ddim")
@@ -117,3 +121,32 @@ def test_the_exact_score_lands_on_the_target_and_an_untrained_model_does_not(rin
 def test_widget_has_the_controls(app):
     box = app.widget
     assert app.sampler_picker in box.children and app.errors in box.children
+
+
+def test_pickers_come_from_the_registry_and_the_colour_follows_the_sampler(app):
+    assert [value for _, value in app.sampler_picker.options] == list(samplers.SAMPLERS)
+    assert [label for label, _ in app.sampler_picker.options] == [s.label for s in samplers.SAMPLERS.values()]
+    assert list(app.grid_picker.options) == list(samplers.GRIDS)
+    for name in ("ddim", "dpmpp_2m"):
+        app.set_sampler(name)
+        np.testing.assert_allclose(app.samples.get_facecolor()[0], to_rgba(samplers.SAMPLERS[name].colour))
+        assert app._title.get_text().startswith(samplers.SAMPLERS[name].label)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "heun", "dpmpp_2m"])
+def test_the_grid_picker_runs_the_sampler_on_that_grid(app, sampler):
+    app.set_sampler(sampler)
+    app.set_steps(6)
+    seen = {}
+    for grid in samplers.GRIDS:
+        app.set_grid(grid)
+        assert app.last_error is None, app.last_error
+        g = torch.Generator().manual_seed(app.seed + 1)
+        direct = samplers.run(sampler, app.eps_fn, app.schedule, app.noise, 6, generator=g, grid=grid,
+                              sigma_max=app.sigma_max)
+        np.testing.assert_allclose(app.samples.get_offsets(), direct.x.numpy(), rtol=1e-5, atol=1e-6)
+        assert f"{grid} grid" in app._title.get_text()
+        seen[grid] = app.samples.get_offsets().copy()
+    assert not np.allclose(*seen.values())  # the two grids give different samples at N = 6
+    with pytest.raises(ValueError, match="grid must be one of"):
+        app.set_grid("uniform")

@@ -31,7 +31,7 @@ class NoisingApp(App):
 
         self.schedule_picker = W.Dropdown(options=list(SCHEDULES), value=self._check_schedule(schedule),
                                           description="schedule")
-        self.target_picker = W.Dropdown(options=_targets.names(), value=self._check_target(target),
+        self.target_picker = W.Dropdown(options=_targets.names(2), value=self._check_target(target),
                                         description="target")
         self.schedule = _schedules.get(schedule)
         self.t_slider = W.IntSlider(value=0, min=0, max=self.schedule.T - 1, description="t",
@@ -78,8 +78,8 @@ class NoisingApp(App):
 
     @staticmethod
     def _check_target(name) -> str:
-        if name not in _targets.names():
-            raise ValueError(f"target must be one of {_targets.names()}, got {name!r}")
+        if name not in _targets.names(2):
+            raise ValueError(f"target must be one of {_targets.names(2)}, got {name!r}")
         return name
 
     def _draw_data(self, target: str) -> None:

@@ -18,22 +18,22 @@ from .. import schedules as _schedules
 from .. import targets as _targets
 from .._checks import check_float, check_int
 from ..metrics import mmd2, noise_floor
-from ..plotting import SAMPLER_COLORS
 from .base import App
-
-LABELS = {"ddpm": "DDPM", "ddim": "DDIM", "heun": "Heun"}
 
 
 class SamplerApp(App):
-    """A step-count slider and a sampler picker (DDPM, DDIM, Heun) over one eps function.
+    """A step-count slider, a sampler picker (every sampler of :data:`labkit.samplers.SAMPLERS`) and
+    a grid picker (:data:`labkit.samplers.GRIDS`) over one eps function.
 
     ``eps_fn(x, t)`` is an eps function (a model's ``eps_fn()`` or :func:`labkit.oracle.eps_fn`);
     ``schedule`` and ``target`` are objects or names. ``n`` samples start from fixed noise;
-    ``n_paths`` of them are drawn as trajectories. DDPM always runs all T steps (the slider is
-    disabled); ``eta`` (DDIM only) moves DDIM from deterministic (0) toward DDPM's variance (1).
+    ``n_paths`` of them are drawn as trajectories. A sampler that takes no step count (DDPM) runs
+    every timestep below sigma_max (the slider and grid are disabled); ``eta`` (DDIM only) moves
+    DDIM from deterministic (0) toward DDPM's variance (1).
     """
 
-    def __init__(self, eps_fn, schedule, target, *, sampler: str = "heun", steps: int = 16, eta: float = 0.0,
+    def __init__(self, eps_fn, schedule, target, *, sampler: str = "heun", grid: str = "karras", steps: int = 16,
+                 eta: float = 0.0,
                  n: int = 300, n_paths: int = 12, max_steps: int = 128, sigma_max: float = 80.0,
                  seed: int = 0, lim: float = 3.5):
         if not callable(eps_fn):
@@ -47,12 +47,13 @@ class SamplerApp(App):
         self.eps_fn = eps_fn
         self.sigma_max = check_float("sigma_max", sigma_max, low=self.schedule.sigma_min)
         max_t = self.schedule.last_t_below(self.sigma_max) + 1       # DDIM needs steps <= t_max + 1
-        self.max_steps = check_int("max_steps", max_steps, 1, min(max_t, _samplers.HEUN_MAX_STEPS))
+        self.max_steps = check_int("max_steps", max_steps, 1, min(max_t, _samplers.MAX_STEPS))
         n = check_int("n", n, 2, 100_000)
         n_paths = check_int("n_paths", n_paths, 0, n)
         self.seed = check_int("seed", seed, 0, 2**63 - 1)
         self.lim = check_float("lim", lim, 0.0, 1e3, low_open=True)
         self._check_sampler(sampler)
+        self._check_grid(grid)
         steps = check_int("steps", steps, 1, self.max_steps)
         eta = check_float("eta", eta, 0.0, 1.0)
 
@@ -81,15 +82,15 @@ class SamplerApp(App):
         ax_p.set_title(f"{n_paths} trajectories (x: start, dot: end)", fontsize=9)
         self._title = ax_s.set_title("", fontsize=9)
 
-        self.sampler_picker = W.ToggleButtons(options=[(LABELS[s], s) for s in _samplers.SAMPLERS],
+        self.sampler_picker = W.ToggleButtons(options=[(info.label, s) for s, info in _samplers.SAMPLERS.items()],
                                               value=sampler, description="sampler")
+        self.grid_picker = W.ToggleButtons(options=list(_samplers.GRIDS), value=grid, description="grid")
         self.steps_slider = W.IntSlider(value=steps, min=1, max=self.max_steps, description="steps N",
                                         continuous_update=False, layout=W.Layout(width="60%"))
         self.eta_slider = W.FloatSlider(value=eta, min=0.0, max=1.0, step=0.05, description="DDIM eta",
                                         continuous_update=False)
-        self.on_change(self.sampler_picker, self.update)
-        self.on_change(self.steps_slider, self.update)
-        self.on_change(self.eta_slider, self.update)
+        for control in (self.sampler_picker, self.grid_picker, self.steps_slider, self.eta_slider):
+            self.on_change(control, self.update)
         self.update()
         # Lay out once, then keep the axes fixed: re-running the layout engine per update costs time.
         self.fig.draw_without_rendering()
@@ -101,6 +102,10 @@ class SamplerApp(App):
         return self.sampler_picker.value
 
     @property
+    def grid(self) -> str:
+        return self.grid_picker.value
+
+    @property
     def steps(self) -> int:
         return self.steps_slider.value
 
@@ -109,7 +114,7 @@ class SamplerApp(App):
         return self.eta_slider.value
 
     def controls(self) -> list[W.Widget]:
-        return [self.sampler_picker, W.HBox([self.steps_slider, self.eta_slider])]
+        return [self.sampler_picker, self.grid_picker, W.HBox([self.steps_slider, self.eta_slider])]
 
     # ---- plain methods (tests call them without a browser) ----
     @staticmethod
@@ -118,31 +123,42 @@ class SamplerApp(App):
             raise ValueError(f"sampler must be one of {list(_samplers.SAMPLERS)}, got {name!r}")
         return name
 
+    @staticmethod
+    def _check_grid(name) -> str:
+        if name not in _samplers.GRIDS:
+            raise ValueError(f"grid must be one of {list(_samplers.GRIDS)}, got {name!r}")
+        return name
+
     def set_steps(self, steps: int) -> None:
         """Set the step count N (1..max_steps) and redraw (DDPM ignores it)."""
         self.steps_slider.value = check_int("steps", steps, 1, self.max_steps)
 
     def set_sampler(self, name: str) -> None:
-        """Switch to ``ddpm``, ``ddim`` or ``heun`` and redraw."""
+        """Switch to a sampler of the registry (``ddpm``, ``ddim``, ``heun``, ...) and redraw."""
         self.sampler_picker.value = self._check_sampler(name)
+
+    def set_grid(self, name: str) -> None:
+        """Switch the sigma grid of the samplers that take steps (``trailing`` or ``karras``) and redraw."""
+        self.grid_picker.value = self._check_grid(name)
 
     def set_eta(self, eta: float) -> None:
         """Set DDIM's eta in [0, 1] and redraw (other samplers ignore it)."""
         self.eta_slider.value = check_float("eta", eta, 0.0, 1.0)
 
     def sample(self) -> _samplers.SampleResult:
-        """Run the chosen sampler from the app's fixed noise (and a fixed seed for DDPM/DDIM's z)."""
+        """Run the chosen sampler from the app's fixed noise (and a fixed seed for the noise it draws)."""
         g = torch.Generator().manual_seed(self.seed + 1)
-        kwargs = {}
+        kwargs = {"sigma_max": self.sigma_max}
+        if _samplers.SAMPLERS[self.sampler].takes_steps:
+            kwargs["grid"] = self.grid
         if self.sampler == "ddim":
-            kwargs = {"eta": self.eta, "sigma_max": self.sigma_max}
-        elif self.sampler == "heun":
-            kwargs = {"sigma_max": self.sigma_max}
+            kwargs["eta"] = self.eta
         return _samplers.run(self.sampler, self.eps_fn, self.schedule, self.noise, self.steps, generator=g, **kwargs)
 
     def update(self) -> None:
         """Sample, then move the existing artists to the new samples and paths and redraw."""
-        self.steps_slider.disabled = self.sampler == "ddpm"
+        info = _samplers.SAMPLERS[self.sampler]
+        self.steps_slider.disabled = self.grid_picker.disabled = not info.takes_steps
         self.eta_slider.disabled = self.sampler != "ddim"
         result = self.sample()
         x = result.x.detach().float()
@@ -150,16 +166,16 @@ class SamplerApp(App):
         self.mmd2 = mmd2(x[finite], self.reference) if int(finite.sum()) >= 2 else float("nan")
         self.result = result
         self.samples.set_offsets(torch.nan_to_num(x).numpy())
-        self.samples.set_color(SAMPLER_COLORS.get(self.sampler, "tab:blue"))
+        self.samples.set_color(info.colour)
         if self.n_paths:
             path = torch.stack([p[: self.n_paths] for p in result.trajectory]).detach().float()  # (steps+1, k, 2)
             path = torch.nan_to_num(path).numpy()
             for k, line in enumerate(self.paths):
                 line.set_data(path[:, k, 0], path[:, k, 1])
             self.ends.set_offsets(path[-1])
-        steps = f"N = {self.steps}" if self.sampler != "ddpm" else f"N = T = {self.schedule.T}"
+        steps = f"N = {self.steps}, {self.grid} grid" if info.takes_steps else f"N = {result.nfe}"
         eta = f", eta = {self.eta:g}" if self.sampler == "ddim" else ""
         floor = f"noise floor {self.floor.mean:.4f} ± {self.floor.sd:.4f}"
-        self._title.set_text(f"{LABELS[self.sampler]} {steps}{eta}: NFE = {result.nfe}\n"
+        self._title.set_text(f"{info.label} {steps}{eta}: NFE = {result.nfe}\n"
                              f"MMD² = {self.mmd2:.4f} ({floor})")
         self.redraw()
