@@ -1,4 +1,4 @@
-"""Two-dimensional target distributions p(x, c) with class labels c.
+"""Target distributions p(x, c) with class labels c: two-dimensional ones and ``digits`` (64-D).
 
 Every target draws with a ``torch.Generator`` so that a seed fixes the sample. Gaussian
 mixtures (``ring8``) expose their components, so :mod:`labkit.oracle` gives their exact score.
@@ -206,6 +206,52 @@ def _inside(path, box, n, generator):
     return torch.cat(got)[:n]
 
 
+class Digits(Target):
+    """scikit-learn's 1,797 handwritten 8 x 8 digits as points of [-1, 1]^64: x = pixel / 8 - 1
+    (pixels 0..16, rows of the image one after the other), class = the digit.
+
+    A fixed split (the same on every machine: a seeded permutation within each class) holds out
+    a quarter of each class. ``sample`` draws rows of the training split only, uniformly (so the
+    classes come in the data's proportions); ``train_x``/``train_c`` are those rows and
+    ``held_out_x``/``held_out_c`` the others, for classifiers and memorisation checks that must
+    not see what the model trained on.
+    """
+
+    dim = 64
+    image_shape = (8, 8)
+    # Measured for the 64-D target (tests/test_digits.py, notebooks/10_digits.py): see RECIPE_NOTE.
+    recipe = {"steps": 3000, "batch_size": 256, "lr": 2e-3, "p_uncond": 0.1, "width": 512, "depth": 3}
+
+    def __init__(self, held_out: float = 0.25, split_seed: int = 0):
+        from sklearn.datasets import load_digits
+
+        held_out = check_float("held_out", held_out, 0.0, 1.0, low_open=True)
+        data = load_digits()
+        x = torch.from_numpy(data.data).to(torch.float64) / 8.0 - 1.0
+        c = torch.from_numpy(data.target).long()
+        g = torch.Generator().manual_seed(check_int("split_seed", split_seed, 0, 2**62))
+        keep, out = [], []
+        for k in range(10):
+            rows = (c == k).nonzero()[:, 0]
+            rows = rows[torch.randperm(len(rows), generator=g)]
+            n_out = round(held_out * len(rows))
+            out.append(rows[:n_out])
+            keep.append(rows[n_out:].sort().values)
+        keep, out = torch.cat(keep), torch.cat(out).sort().values
+        self.train_x, self.train_c = x[keep], c[keep]          # grouped by class, for _sample_given
+        self.held_out_x, self.held_out_c = x[out], c[out]
+        counts = torch.bincount(self.train_c, minlength=10)
+        self._first = torch.cumsum(counts, 0) - counts        # index of each class's first training row
+        self._count = counts
+        super().__init__("digits", [str(k) for k in range(10)], counts.to(torch.float64))
+
+    def _sample_given(self, c, generator):
+        # A uniform training row of class c: first row of the class + floor(u * its count).
+        u = torch.rand(len(c), generator=generator, dtype=torch.float64)
+        row = self._first[c] + (u * self._count[c]).long().clamp_max(self._count[c] - 1)
+        return self.train_x[row]
+
+
 _BUILDERS: dict[str, Callable[[], Target]] = {
     "ring8": lambda: ring(8, 2.0, 0.1),
     "moons": lambda: _Curves("moons", ["upper", "lower"], _moons, 0.08),
@@ -213,13 +259,17 @@ _BUILDERS: dict[str, Callable[[], Target]] = {
     "checkerboard": Checkerboard,
     "spirals": lambda: _Curves("spirals", ["arm 0", "arm 1", "arm 2"], _spirals, 0.06),
     "text": Text,
+    "digits": Digits,
 }
 _CACHE: dict[str, Target] = {}
 
 
-def names() -> list[str]:
-    """Names accepted by :func:`get`."""
-    return list(_BUILDERS)
+def names(dim: int | None = None) -> list[str]:
+    """Names accepted by :func:`get`; with ``dim``, only the targets of that dimension (2: the 2-D ones)."""
+    if dim is None:
+        return list(_BUILDERS)
+    dim = check_int("dim", dim, 1, 1_000_000)
+    return [name for name in _BUILDERS if get(name).dim == dim]
 
 
 def get(name: str) -> Target:
