@@ -8,14 +8,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from labkit.widgets.training import TrainingApp, moving_average  # noqa: E402
+from labkit.widgets.training import TrainingApp  # noqa: E402
 
 SMALL = {"batch_size": 64, "update_every": 10}
-
-
-def test_moving_average_averages_the_last_window_values():
-    np.testing.assert_allclose(moving_average([1, 2, 3, 4, 5], 2), [1, 1.5, 2.5, 3.5, 4.5])
-    assert len(moving_average([], 3)) == 0
 
 
 def test_train_grows_the_loss_line_and_advances_the_counter(ring8, cosine):
