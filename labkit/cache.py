@@ -12,6 +12,7 @@ Location: ``$LABKIT_CACHE_DIR`` when set, else the platform's cache directory: `
 
 Key: a SHA-256 of the target's name, the schedule (name and betas), the seed, the whole recipe
 (training and model settings, defaults filled in), labkit's version and the checkpoint format.
+Targets are the labkit targets, known by name (``targets.get``).
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ from . import __version__, checkpoints
 from . import schedules as _schedules
 from . import targets as _targets
 from . import train as _train
-from ._checks import check_int
+from ._checks import check_seed
 from .model import EpsMLP
 
 ENV = "LABKIT_CACHE_DIR"
-TRAIN_SETTINGS = ("steps", "batch_size", "lr", "p_uncond")
-MODEL_SETTINGS = ("width", "depth", "time_dim", "class_dim")
+MODEL_SETTINGS = _train.MODEL_KEYS
+TRAIN_SETTINGS = tuple(k for k in _train.DEFAULTS if k not in MODEL_SETTINGS)  # steps, batch_size, lr, p_uncond
+# EpsMLP's own defaults for the model settings a recipe leaves out, so that the key holds them all
 MODEL_DEFAULTS = {k: inspect.signature(EpsMLP).parameters[k].default for k in MODEL_SETTINGS}
 
 
@@ -51,11 +53,11 @@ def directory() -> Path:
 
 
 def full_recipe(target: _targets.Target, **recipe) -> dict:
-    """The default recipe, then the target's overrides, then ``recipe``; unknown settings raise TypeError."""
+    """``train.recipe(target)`` (model defaults filled in) updated by ``recipe``; unknown settings raise TypeError."""
     unknown = sorted(set(recipe) - set(TRAIN_SETTINGS) - set(MODEL_SETTINGS))
     if unknown:
         raise TypeError(f"recipe got unknown setting(s) {unknown}; allowed: {[*TRAIN_SETTINGS, *MODEL_SETTINGS]}")
-    return {**MODEL_DEFAULTS, **_train.DEFAULTS, **target.recipe, **recipe}
+    return {**MODEL_DEFAULTS, **_train.recipe(target), **recipe}
 
 
 def key(target: _targets.Target, schedule: _schedules.Schedule, seed: int, recipe: dict) -> dict:
@@ -82,7 +84,7 @@ def _resolve(target, schedule, seed):
         raise TypeError(f"target must be a labkit Target or a target name, got {type(target).__name__}")
     if not isinstance(schedule, _schedules.Schedule):
         raise TypeError(f"schedule must be a labkit Schedule or a schedule name, got {type(schedule).__name__}")
-    return target, schedule, check_int("seed", seed, 0, 2**63 - 1)
+    return target, schedule, check_seed(seed)
 
 
 def _matches(model: EpsMLP, target, schedule, recipe: dict) -> bool:
@@ -109,8 +111,8 @@ def trained_model(target, schedule, *, seed: int = 0, progress: bool = True,
     """(model, loss history) of ``target`` under ``schedule`` trained with ``recipe`` from ``seed``.
 
     Loaded from the cache when there, else trained with ``labkit.train`` and saved. ``recipe``
-    overrides the default recipe (``steps``, ``batch_size``, ``lr``, ``p_uncond``, ``width``,
-    ``depth``, ``time_dim``, ``class_dim``). Prints one line saying which it did.
+    overrides the target's recipe (``train.recipe(target)``: ``steps``, ``batch_size``, ``lr``,
+    ``p_uncond``, and the model's ``width``, ``depth``, ...). Prints one line saying which it did.
     """
     target, schedule, seed = _resolve(target, schedule, seed)
     recipe = full_recipe(target, **recipe)

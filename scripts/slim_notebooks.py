@@ -4,7 +4,7 @@ An ipympl figure executed headless is stored three times: a PNG output, the same
 HTML fallback, and the canvas model's ``_data_url`` in the notebook's widget state; a widget app
 (controls + canvas in a VBox) is stored only as a widget view whose canvas holds no image at all,
 so its figure shows nowhere but in a live JupyterLab. This script rewrites every figure output as
-one ``image/png``, palette-quantised and at most ``--max-width`` pixels wide, drops the HTML copies
+one ``image/png``, quantised to a 256-colour palette (about 2-3x smaller), drops the HTML copies
 and the widget state, and keeps every other output. The result shows each figure in JupyterLab
 before a kernel runs, in nbviewer and on a website, with no widget JavaScript; running a cell
 brings the live widget back.
@@ -65,8 +65,12 @@ def execute(nb, cwd: Path, dpi: float | str = "figure", timeout: int = 300) -> d
     return {model_id: base64.b64decode(png) for model_id, png in json.loads(text).items()}
 
 
-def compress_png(png: bytes, max_width: int) -> bytes:
-    """``png`` at most ``max_width`` pixels wide, quantised to a 256-colour palette (no dithering)."""
+def compress_png(png: bytes) -> bytes:
+    """``png`` quantised to a 256-colour palette (no dithering), on white where it was transparent.
+
+    Not resized: resampling a plot blurs its edges into many colours and makes the PNG larger; a
+    smaller image is rendered at a lower ``--dpi`` instead.
+    """
     image = Image.open(io.BytesIO(png))
     image.load()
     if image.mode != "RGB":
@@ -74,8 +78,6 @@ def compress_png(png: bytes, max_width: int) -> bytes:
         rgba = image.convert("RGBA")
         background.paste(rgba, mask=rgba.getchannel("A"))
         image = background
-    if image.width > max_width:
-        image = image.resize((max_width, round(image.height * max_width / image.width)), Image.Resampling.LANCZOS)
     image = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
@@ -104,12 +106,12 @@ def canvases(model_id: str, state: dict) -> list[tuple[str, dict]]:
     return found
 
 
-def png_output(png: bytes, text: str, max_width: int) -> nbformat.NotebookNode:
-    data = {"image/png": base64.b64encode(compress_png(png, max_width)).decode(), "text/plain": text}
+def png_output(png: bytes, text: str) -> nbformat.NotebookNode:
+    data = {"image/png": base64.b64encode(compress_png(png)).decode(), "text/plain": text}
     return nbformat.v4.new_output("display_data", data=data)
 
 
-def slim_output(output, state: dict, rendered: dict[str, bytes], max_width: int) -> list:
+def slim_output(output, state: dict, rendered: dict[str, bytes]) -> list:
     """``output`` with its figures as single PNGs (a widget view with no figure becomes its text).
 
     A canvas's image is its ``rendered`` PNG (by model id) when there is one, else its ``_data_url``.
@@ -127,16 +129,16 @@ def slim_output(output, state: dict, rendered: dict[str, bytes], max_width: int)
         if not figures and "image/png" in data:
             figures.append(base64.b64decode(data["image/png"]))
         if figures:
-            return [png_output(png, text, max_width) for png in figures]
+            return [png_output(png, text) for png in figures]
         return [nbformat.v4.new_output("display_data", data={"text/plain": text})] if text else []
     if "image/png" in data:
-        data["image/png"] = base64.b64encode(compress_png(base64.b64decode(data["image/png"]), max_width)).decode()
+        data["image/png"] = base64.b64encode(compress_png(base64.b64decode(data["image/png"]))).decode()
         if "<img src='data:image/png" in "".join(data.get("text/html", "")):
             del data["text/html"]  # ipympl's HTML fallback: the same image again
     return [output]
 
 
-def slim(path: Path, max_width: int = 1000, run: bool = False, dpi: float | str = "figure") -> tuple[int, int]:
+def slim(path: Path, run: bool = False, dpi: float | str = "figure") -> tuple[int, int]:
     """Rewrite ``path`` in place (executed first when ``run``); returns its size in bytes before and after."""
     before = path.stat().st_size
     nb = nbformat.read(path, as_version=4)
@@ -144,7 +146,7 @@ def slim(path: Path, max_width: int = 1000, run: bool = False, dpi: float | str 
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.outputs = [new for output in cell.outputs for new in slim_output(output, state, rendered, max_width)]
+            cell.outputs = [new for output in cell.outputs for new in slim_output(output, state, rendered)]
     nb.metadata.pop("widgets", None)  # no output refers to a widget any more
     nbformat.write(nb, path)
     return before, path.stat().st_size
@@ -156,15 +158,12 @@ def main(argv=None) -> int:
     parser.add_argument("--execute", action="store_true", help="run each notebook in a fresh kernel first")
     parser.add_argument("--dpi", type=float, default=None,
                         help="with --execute: render the figures at this dpi (default: each figure's own)")
-    parser.add_argument("--max-width", type=int, default=1000, help="widest stored figure in pixels (default 1000)")
     args = parser.parse_args(argv)
-    if args.max_width < 100:
-        parser.error(f"--max-width must be >= 100 pixels, got {args.max_width}")
     if args.dpi is not None and not 20 <= args.dpi <= 600:
         parser.error(f"--dpi must be in [20, 600], got {args.dpi}")
     for path in args.notebooks:
         start = time.perf_counter()
-        before, after = slim(path, args.max_width, args.execute, "figure" if args.dpi is None else args.dpi)
+        before, after = slim(path, args.execute, "figure" if args.dpi is None else args.dpi)
         ran = f"executed in {time.perf_counter() - start:.1f} s, " if args.execute else ""
         print(f"{path.name}: {ran}{before / 1e3:.0f} kB -> {after / 1e3:.0f} kB")
     return 0

@@ -112,3 +112,15 @@ def test_bad_input_is_named(ring8, cosine):
     rejects(lambda: cache.trained_model(ring8, [0.1, 0.2]), "schedule")
     rejects(lambda: cache.trained_model(ring8, cosine, steps=0.5), "steps")
     assert not cache.directory().exists()
+
+
+def test_chapter_3s_live_run_is_the_model_trained_model_trains(ring8, cosine, empty_cache, monkeypatch, tmp_path):
+    from labkit.widgets.training import TrainingApp
+
+    net = train.new_model(ring8, cosine, seed=0, width=16, depth=2)
+    app = TrainingApp(ring8, cosine, model=net, steps=SMALL["steps"], batch_size=SMALL["batch_size"], seed=0)
+    app.train()
+    cache.store(net, app.history, ring8, cosine, seed=0, **SMALL)
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "elsewhere"))  # an empty cache: trained_model trains
+    trained, history = cache.trained_model(ring8, cosine, progress=False, **SMALL)
+    assert same_weights(trained, net) and history == pytest.approx(app.history, abs=1e-6)

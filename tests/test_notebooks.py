@@ -40,5 +40,21 @@ def test_notebook_is_committed_executed_in_order_without_errors(path):
     assert not errors, f"{path.name}: stored error output {errors[0].get('ename')}"
 
 
+MAX_BYTES = 300_000  # COURSE.md section 5: each committed notebook <= 300 kB
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_light_with_one_image_per_figure(path):
+    """scripts/execute_notebooks.sh stores each figure once (scripts/slim_notebooks.py)."""
+    size = path.stat().st_size
+    assert size <= MAX_BYTES, f"{path.name} is {size / 1e3:.0f} kB (> {MAX_BYTES / 1e3:.0f} kB): " \
+                              f"re-execute it with scripts/execute_notebooks.sh"
+    nb = json.loads(path.read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    doubled = [o for o in outputs if "image/png" in o.get("data", {}) and "text/html" in o["data"]]
+    assert not doubled, f"{path.name}: {len(doubled)} figure(s) stored both as PNG and as HTML"
+    assert "widgets" not in nb["metadata"], f"{path.name}: widget state stored (figures held a second time)"
+
+
 def test_chapters_exist():
     assert NOTEBOOKS, "no chapter notebooks found in notebooks/"
