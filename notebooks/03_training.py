@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from labkit import diagnostics, model, oracle, samplers, schedules, targets, train
+from labkit import cache, diagnostics, model, oracle, samplers, schedules, targets, train
 from labkit.plotting import scatter
 from labkit.widgets.score_field import ScoreFieldApp
 from labkit.widgets.training import TrainingApp
@@ -185,11 +185,13 @@ print(f"classes: {target.num_classes}, class embedding rows: {net.class_embeddin
 # CPU) and updates the same figure. Click **Train** afterwards to keep training.
 
 # %%
-app = TrainingApp(target, schedule, model=net, steps=2000, seed=0)
+app = TrainingApp(target, schedule, model=net, steps=train.recipe(target)["steps"], seed=0)
 app  # noqa: B018 (the last expression displays the widget)
 
 # %%
 losses = app.train()
+if app.calls == 1 and len(app.history) == train.recipe(target)["steps"]:  # one whole run of the recipe:
+    print("saved to the model cache for chapters 4-7:", cache.store(net, app.history, target, schedule, seed=0))
 print(f"{len(app.history)} steps, loss: first 50 steps {np.mean(losses[:50]):.3f}, "
       f"last 200 steps {np.mean(losses[-200:]):.3f}")
 

@@ -46,19 +46,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from labkit import diagnostics, langevin, metrics, oracle, samplers, schedules, targets, train
+from labkit import cache, diagnostics, langevin, metrics, oracle, samplers, schedules, targets
 from labkit.plotting import scatter
 from labkit.widgets.trajectory import TrajectoryApp, ddpm_sigmas
 
 target, schedule = targets.get("ring8"), schedules.cosine()
 exact = oracle.eps_fn(target, schedule)
 
-start = time.perf_counter()
-model = train.new_model(target, schedule, seed=0)
-history = train.train(model, target, schedule, seed=0, progress=False)
+# Chapter 3's model (the default recipe): loaded from the model cache, or trained and saved there.
+model, history = cache.trained_model(target, schedule, seed=0)
 learned = model.eps_fn()
-print(f"trained {len(history)} steps in {time.perf_counter() - start:.1f} s, "
-      f"loss (mean of the last 200 steps) {np.mean(history[-200:]):.3f}")
+print(f"loss (mean of the last 200 steps) {np.mean(history[-200:]):.3f}")
 
 # %% [markdown]
 # ## The reverse step: the posterior $q(x_{t-1} \mid x_t, x_0)$

@@ -42,25 +42,22 @@
 # %matplotlib widget
 import inspect
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from labkit import metrics, oracle, samplers, schedules, targets, train
+from labkit import cache, metrics, oracle, samplers, schedules, targets
 from labkit.plotting import SAMPLER_COLORS, scatter
 from labkit.widgets.samplers import SamplerApp
 
 target, schedule = targets.get("ring8"), schedules.cosine()
 exact = oracle.eps_fn(target, schedule)
 
-start = time.perf_counter()
-model = train.new_model(target, schedule, seed=0)
-history = train.train(model, target, schedule, seed=0, progress=False)
+# Chapter 3's model (the default recipe): loaded from the model cache, or trained and saved there.
+model, history = cache.trained_model(target, schedule, seed=0)
 learned = model.eps_fn()
-print(f"trained {len(history)} steps in {time.perf_counter() - start:.1f} s, "
-      f"final loss (mean of last 200) {np.mean(history[-200:]):.3f}")
+print(f"final loss (mean of last 200) {np.mean(history[-200:]):.3f}")
 
 # %% [markdown]
 # A fixed evaluation set for the whole chapter: 1000 starting noises, 1000 fresh target points, and
