@@ -75,7 +75,7 @@ def press_stop_until_stopped(page, wait_s: float = 60.0) -> None:
             page.wait_for_function("() => document.querySelector('.lab-status').innerText.includes('(stopped)')",
                                    timeout=wait_s * 1000)
         except PlaywrightTimeout:
-            kernel = run_in_kernel(page, "print(app.training, app._stop.is_set(), repr(app.status.value), "
+            kernel = run_in_kernel(page, "print(app.training, app.trainer.stop_event.is_set(), repr(app.status.value), "
                                          "len(app.history), repr(app.last_error))")
             missed.append(f"page status {page.locator('.lab-status').first.inner_text()!r}; kernel (training, "
                           f"stop set, status, steps, last error): {kernel.strip()}")
@@ -109,16 +109,21 @@ def test_t_and_w_sliders_redraw_the_score_field(lab):
     assert log.errors == []
 
 
-def test_step_count_and_sample_redraw_the_samples(lab):
+def test_dragging_n_and_w_re_renders_the_samples_without_pressing_sample(lab):
     page, log = lab
     samples = panel(page, SAMPLES)
     page.locator(".lab-class select").first.select_option(index=0)  # all classes
-    page.locator(".lab-sampler select").first.select_option(label="DDIM")
-    page.locator("button.lab-sample").first.click()
-    before = wait_for_change(samples, samples(), what="samples after switching to DDIM and pressing Sample")
+    page.locator(".lab-sampler select").first.select_option(label="DDIM (Euler)")
+    before = wait_for_change(samples, samples(), what="samples after switching to DDIM")
     readout = drag_slider(page, ".lab-steps", -25)
-    page.locator("button.lab-sample").first.click()
-    wait_for_change(samples, before, what=f"samples after setting N = {readout} and pressing Sample")
+    after_n = wait_for_change(samples, before, what=f"samples after dragging N to {readout}")
+    page.locator(".lab-class select").first.select_option(index=3)  # a class, so that w guides
+    after_class = wait_for_change(samples, after_n, what="samples after picking a class")
+    readout = drag_slider(page, ".lab-w", 80)
+    wait_for_change(samples, after_class, what=f"samples after dragging w to {readout}")
+    title = run_in_kernel(page, "print(app.ax['samples'].get_title())")
+    assert f"w = {float(readout):g}" in title, title
+    page.locator("button.lab-sample").first.click()  # Sample still works (the same picture again)
     assert log.errors == []
 
 
