@@ -14,8 +14,9 @@ from . import checkpoints, oracle, schedules, targets
 from ._checks import check_int
 from .guidance import cfg
 from .quality import DEFAULT_STEPS, format_table, parse_samplers, run_quality
+from .samplers import GRIDS, SAMPLERS
 from .samplers import run as run_sampler
-from .train import DEFAULTS, new_model, train
+from .train import new_model, recipe, train
 
 
 def _int_list(text: str) -> list[int]:
@@ -31,7 +32,8 @@ def _int_list(text: str) -> list[int]:
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="ring8", choices=targets.names())
     p.add_argument("--schedule", default="cosine", choices=["cosine", "linear"])
-    p.add_argument("--train-steps", type=int, default=DEFAULTS["steps"], help="Adam steps when training")
+    p.add_argument("--train-steps", type=int, default=None,
+                   help="Adam steps when training (default: the target's recipe, labkit.train.recipe)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="load this checkpoint if it exists; otherwise train and save it here")
@@ -41,8 +43,10 @@ def _model(args, quiet: bool, retrain: bool = False):
     """Load ``args.checkpoint`` when it exists (unless ``retrain``), else train a fresh model (and
     save it if asked)."""
     target, schedule = targets.get(args.target), schedules.get(args.schedule)
-    check_int("--seed", args.seed, 0, 2**62)
-    check_int("--train-steps", args.train_steps, 0, 10_000_000)
+    check_int("--seed", args.seed, 0, 2**63 - 1)
+    settings = recipe(target)
+    if args.train_steps is not None:
+        settings["steps"] = check_int("--train-steps", args.train_steps, 0, 10_000_000)
     if not retrain and args.checkpoint is not None and args.checkpoint.exists():
         model, meta = checkpoints.load(args.checkpoint)
         if meta.get("target") not in (None, target.name) or meta.get("schedule") not in (None, schedule.name):
@@ -53,7 +57,8 @@ def _model(args, quiet: bool, retrain: bool = False):
     torch.manual_seed(args.seed)
     model = new_model(target, schedule, seed=args.seed)
     start = time.perf_counter()
-    history = train(model, target, schedule, steps=args.train_steps, seed=args.seed, progress=not quiet)
+    history = train(model, target, schedule, seed=args.seed, progress=not quiet,
+                    **{k: settings[k] for k in ("steps", "batch_size", "lr", "p_uncond")})
     seconds = time.perf_counter() - start
     print(f"trained {target.name} for {len(history)} steps in {seconds:.1f} s "
           f"(final loss {sum(history[-100:]) / max(1, len(history[-100:])):.4f})", file=sys.stderr)
@@ -73,7 +78,7 @@ def cmd_quality(args) -> int:
         model, seconds, target, schedule = _model(args, args.quiet)
         eps_fn = model.eps_fn()
     result = run_quality(eps_fn, target, schedule, args.samplers, args.steps, n=args.n, seeds=args.seeds,
-                         seed=args.seed, progress=not args.quiet)
+                         seed=args.seed, progress=not args.quiet, grid=args.grid)
     result = {"target": result.pop("target"), "train_seconds": seconds,
               "eps": "exact" if args.exact else "model", **result}
     (args.out / "quality.json").write_text(json.dumps(result, indent=2))
@@ -104,32 +109,44 @@ def cmd_train(args) -> int:
 
 def cmd_sample(args) -> int:
     check_int("--n", args.n, 1, 10_000_000)
+    if args.out.suffix not in (".npz", ".png"):
+        raise ValueError(f"--out must end in .npz (samples) or .png (a figure), got {args.out.name!r}")
     model, _, target, schedule = _model(args, args.quiet)
     if args.cls is not None and not 0 <= args.cls < target.num_classes:
         raise SystemExit(f"error: --class must be in [0, {target.num_classes - 1}] for {target.name}")
     g = torch.Generator().manual_seed(args.seed)
-    noise = torch.randn(args.n, 2, generator=g)
-    eps_fn = cfg(model, args.cls, args.w)
-    result = run_sampler(args.sampler, eps_fn, schedule, noise, args.steps, generator=g)
+    noise = torch.randn(args.n, target.dim, generator=g)
+    kwargs = {"grid": args.grid} if args.grid is not None and SAMPLERS[args.sampler].takes_steps else {}
+    result = run_sampler(args.sampler, cfg(model, args.cls, args.w), schedule, noise, args.steps, generator=g,
+                         keep_trajectory=False, **kwargs)
+    classes = torch.full((args.n,), -1 if args.cls is None else args.cls)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix == ".png":
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from .plotting import scatter
-
-        fig, ax = plt.subplots(figsize=(4, 4), layout="constrained")
-        c = None if args.cls is None else torch.full((args.n,), args.cls)
-        scatter(ax, result.x, c, title=f"{target.name}: {args.sampler}, NFE {result.nfe}, w = {args.w}")
-        fig.savefig(args.out, dpi=120)
+        _plot_samples(args, target, result, classes)
     else:
         import numpy as np
 
-        np.savetxt(args.out, result.x.numpy(), delimiter=",", header="x,y", comments="")
+        np.savez(args.out, x=result.x.numpy(), classes=classes.numpy())
     print(f"wrote {args.n} samples ({args.sampler}, NFE {result.nfe}) to {args.out}")
     return 0
+
+
+def _plot_samples(args, target, result, classes) -> None:
+    """A scatter of 2-D samples, or an image grid for image targets (dim = side^2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plotting
+
+    title = f"{target.name}: {args.sampler}, NFE {result.nfe}, w = {args.w}"
+    fig, ax = plt.subplots(figsize=(4, 4), layout="constrained")
+    if target.dim == 2:
+        plotting.scatter(ax, result.x, None if args.cls is None else classes, title=title)
+    else:
+        plotting.image_grid(ax, result.x[:100], title=title)
+    fig.savefig(args.out, dpi=120)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quality", help="MMD^2 vs steps for each sampler: quality.json and quality.png")
     _add_model_args(q)
-    q.add_argument("--samplers", type=parse_samplers, default=["ddim", "heun"], help="e.g. ddim,heun")
+    q.add_argument("--samplers", type=parse_samplers, default=["ddim", "heun"],
+                   help=f"comma-separated, from {','.join(SAMPLERS)}")
+    q.add_argument("--grid", choices=list(GRIDS), default=None, help="sigma grid (default: each sampler's own)")
     q.add_argument("--steps", type=_int_list, default=list(DEFAULT_STEPS), help="e.g. 4,8,16,32")
     q.add_argument("--n", type=int, default=1000, help="samples per MMD estimate")
     q.add_argument("--seeds", type=int, default=3, help="repeats with fresh noise and reference")
@@ -152,14 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("sample", help="sample from a (loaded or trained) model to .png or .csv")
+    s = sub.add_parser("sample", help="sample from a (loaded or trained) model to .npz or .png")
     _add_model_args(s)
-    s.add_argument("--sampler", default="heun", choices=["ddpm", "ddim", "heun"])
+    s.add_argument("--sampler", default="heun", choices=list(SAMPLERS))
+    s.add_argument("--grid", choices=list(GRIDS), default=None, help="sigma grid (default: the sampler's own)")
     s.add_argument("--steps", type=int, default=16)
     s.add_argument("--n", type=int, default=1000)
     s.add_argument("--w", type=float, default=0.0, help="guidance weight (0 = conditional)")
     s.add_argument("--class", dest="cls", type=int, default=None, help="class label (default: unconditional)")
-    s.add_argument("--out", type=Path, required=True, help=".png for a plot, otherwise CSV")
+    s.add_argument("--out", type=Path, required=True,
+                   help="FILE.npz (x in data coordinates, classes; -1 = unconditional) or FILE.png (a figure)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_sample)
     return parser

@@ -223,19 +223,23 @@ def ddim(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, eta: fl
                    generator=generator)
 
 
-def ode_sampler(solver, grid: str = "karras"):
-    """The public sampler of an ODE ``solver`` from :mod:`labkit.solvers`, on ``grid`` by default."""
+def ode_sampler(solver, grid: str = "karras", name: str | None = None):
+    """The public sampler of a ``solver`` from :mod:`labkit.solvers`, on ``grid`` by default (a solver
+    with a ``generator`` argument draws noise at each step and gets the sampler's ``generator``)."""
     default_grid = grid
+    stochastic = "generator" in inspect.signature(solver).parameters
 
     @torch.inference_mode()
     def sample(eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int, *, sigma_max: float | None = 80.0,
                sigma_min: float | None = None, rho: float = 7.0, grid: str = default_grid,
-               keep_trajectory: bool = True) -> SampleResult:
+               generator: torch.Generator | None = None, keep_trajectory: bool = True) -> SampleResult:
         _check_common(eps_fn, schedule, noise)
+        check_generator(generator)
         sigmas = sigma_grid(schedule, steps, grid, sigma_max, sigma_min, rho)
-        return _sample(solver, eps_fn, schedule, noise * _vp(sigmas[0]), sigmas, keep_trajectory)
+        kwargs = {"generator": generator} if stochastic else {}
+        return _sample(solver, eps_fn, schedule, noise * _vp(sigmas[0]), sigmas, keep_trajectory, **kwargs)
 
-    sample.__name__ = sample.__qualname__ = solver.__name__
+    sample.__name__ = sample.__qualname__ = name or solver.__name__
     sample.__doc__ = (f"{solver.__doc__}\n\n    Runs :func:`labkit.solvers.{solver.__name__}` on ``steps`` steps of "
                       f"``grid`` (default {default_grid!r}) from x = noise sigma_0 (EDM's start, VP point "
                       "noise sigma_0 / sqrt(1 + sigma_0^2)); sigma_max above the schedule's largest sigma is "
@@ -243,8 +247,9 @@ def ode_sampler(solver, grid: str = "karras"):
     return sample
 
 
-heun = ode_sampler(solvers.heun)          # nfe = 2 steps - 1 (the last step is Euler)
-dpmpp_2m = ode_sampler(solvers.dpmpp_2m)  # nfe = steps
+heun = ode_sampler(solvers.heun)            # nfe = 2 steps - 1 (the last step is Euler)
+dpmpp_2m = ode_sampler(solvers.dpmpp_2m)    # nfe = steps
+euler_a = ode_sampler(solvers.ancestral, name="euler_a")  # Euler ancestral (eta = 1): DDPM's posterior on any grid
 
 
 # ---- the registry --------------------------------------------------------------------------------
@@ -262,6 +267,7 @@ SAMPLERS: dict[str, Sampler] = {
     "ddim": Sampler(ddim, "DDIM (Euler)", "tab:blue", True, False),
     "heun": Sampler(heun, "Heun (EDM)", "tab:orange", True, False),
     "dpmpp_2m": Sampler(dpmpp_2m, "DPM-Solver++(2M)", "tab:green", True, False),
+    "euler_a": Sampler(euler_a, "Euler ancestral", "tab:purple", True, True),
 }
 
 

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from labkit import checkpoints
@@ -27,11 +28,14 @@ def test_train_then_sample_loads_the_checkpoint(tmp_path, capsys):
     assert main(["train", "--target", "moons", "--train-steps", "30", "--checkpoint", str(ckpt), "--quiet"]) == 0
     model, meta = checkpoints.load(ckpt)
     assert meta["target"] == "moons" and len(meta["history"]) == 30
-    csv = tmp_path / "s.csv"
-    assert main(["sample", "--target", "moons", "--checkpoint", str(ckpt), "--sampler", "ddim", "--steps", "4",
-                 "--n", "20", "--class", "1", "--w", "2", "--out", str(csv), "--quiet"]) == 0
-    assert len(csv.read_text().strip().splitlines()) == 21
+    npz = tmp_path / "s.npz"
+    assert main(["sample", "--target", "moons", "--checkpoint", str(ckpt), "--sampler", "dpmpp_2m", "--steps", "4",
+                 "--grid", "trailing", "--n", "20", "--class", "1", "--w", "2", "--out", str(npz), "--quiet"]) == 0
     assert "loaded" in capsys.readouterr().err
+    saved = np.load(npz)
+    assert saved["x"].shape == (20, 2) and np.isfinite(saved["x"]).all() and (saved["classes"] == 1).all()
+    rc = main(["sample", "--target", "moons", "--checkpoint", str(ckpt), "--out", str(tmp_path / "s.csv"), "--quiet"])
+    assert rc == 2 and "--out must end in .npz" in capsys.readouterr().err
 
 
 def test_bad_arguments_give_a_clear_error(tmp_path, capsys):

@@ -146,23 +146,25 @@ def test_cli_sample_writes_n_finite_points(ckpt, schedule, sampler, n, w, cls, s
     steps = data.draw(st.one_of(st.just(1), st.just(top), st.integers(1, min(top, 32))))
     if cls is None:
         w = 0.0
-    out = ckpt.parent / f"sample_{seed % 4}.csv"
+    out = ckpt.parent / f"sample_{seed % 4}.npz"
     argv = ["sample", "--checkpoint", ckpt, "--schedule", schedule, "--sampler", sampler, "--steps", steps,
             "--n", n, "--w", repr(w), "--seed", seed, "--out", out, "--quiet"]
     if cls is not None:
         argv += ["--class", cls]
     code, stdout, stderr = run_cli(argv)
     assert code == 0, stderr
-    x = np.loadtxt(out, delimiter=",", skiprows=1, ndmin=2)
+    saved = np.load(out)
+    x = saved["x"]
     assert x.shape == (n, 2) and np.isfinite(x).all()
+    assert (saved["classes"] == (-1 if cls is None else cls)).all() and saved["classes"].shape == (n,)
 
 
 def test_cli_sample_with_ddpm_writes_finite_points(ckpt):
-    out = ckpt.parent / "ddpm.csv"
+    out = ckpt.parent / "ddpm.npz"
     code, _, stderr = run_cli(["sample", "--checkpoint", ckpt, "--sampler", "ddpm", "--n", 3, "--out", out,
                                "--quiet"])
     assert code == 0, stderr
-    assert np.isfinite(np.loadtxt(out, delimiter=",", skiprows=1, ndmin=2)).all()
+    assert np.isfinite(np.load(out)["x"]).all()
 
 
 INTS_BELOW = st.integers(-10**6, 0).map(str)
@@ -200,7 +202,7 @@ def test_cli_rejects_bad_options_naming_them_and_keeps_the_checkpoint(ckpt, case
     before = keep.read_bytes()
     argv = [command, f"{option}={value}"]
     if command == "sample":
-        argv += ["--checkpoint", ckpt, "--out", work / "s.csv", "--sampler", "ddim", "--steps", "2", "--n", "3"]
+        argv += ["--checkpoint", ckpt, "--out", work / "s.npz", "--sampler", "ddim", "--steps", "2", "--n", "3"]
         if option == "--w":
             argv += ["--class", "1"]
     elif command == "train":

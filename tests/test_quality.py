@@ -17,14 +17,16 @@ def small(exact, ring8, cosine):
 
 
 def test_run_quality_returns_the_documented_json_shape(small, cosine):
-    assert set(small) == {"target", "schedule", "n", "seeds", "floor", "records"}
+    assert set(small) == {"target", "schedule", "n", "seeds", "grid", "floor", "records"}
     assert (small["target"], small["schedule"], small["n"], small["seeds"]) == ("ring8", "cosine", 40, 2)
     assert set(small["floor"]) == {"mean", "sd"}
     assert json.loads(json.dumps(small)) == small
     keys = [(r["sampler"], r["steps"]) for r in small["records"]]
-    assert keys == [("ddim", 1), ("ddim", 3), ("heun", 1), ("heun", 3), ("ddpm", cosine.T)]  # one per pair
+    ddpm_steps = cosine.last_t_below(80.0) + 1  # DDPM runs every timestep below sigma_max = 80
+    assert keys == [("ddim", 1), ("ddim", 3), ("heun", 1), ("heun", 3), ("ddpm", ddpm_steps)]  # one per pair
+    assert [r["grid"] for r in small["records"]] == ["trailing", "trailing", "karras", "karras", None]
     for r in small["records"]:
-        assert set(r) == {"sampler", "steps", "nfe", "mmd2_mean", "mmd2_sd", "mmd2"}
+        assert set(r) == {"sampler", "grid", "steps", "nfe", "mmd2_mean", "mmd2_sd", "mmd2"}
         assert len(r["mmd2"]) == 2
         assert r["mmd2_mean"] == pytest.approx(sum(r["mmd2"]) / 2)
         assert r["mmd2_sd"] == pytest.approx(abs(r["mmd2"][0] - r["mmd2"][1]) / 2**0.5)
@@ -32,7 +34,8 @@ def test_run_quality_returns_the_documented_json_shape(small, cosine):
 
 def test_nfe_is_steps_for_ddim_and_2_steps_minus_1_for_heun(small, cosine):
     nfe = {(r["sampler"], r["steps"]): r["nfe"] for r in small["records"]}
-    assert nfe == {("ddim", 1): 1, ("ddim", 3): 3, ("heun", 1): 1, ("heun", 3): 5, ("ddpm", cosine.T): cosine.T}
+    t = cosine.last_t_below(80.0) + 1
+    assert nfe == {("ddim", 1): 1, ("ddim", 3): 3, ("heun", 1): 1, ("heun", 3): 5, ("ddpm", t): t}
 
 
 def test_format_table_has_a_row_per_record_and_the_floor(small):
@@ -52,9 +55,24 @@ def test_heun_and_ddim_reach_the_floor_by_32_steps_on_the_exact_score(exact, rin
 def test_bad_arguments_name_the_parameter(exact, ring8, cosine):
     with pytest.raises(ValueError, match="samplers"):
         quality.run_quality(exact, ring8, cosine, samplers="ddim,euler", n=10, seeds=1, progress=False)
+    with pytest.raises(ValueError, match="grid"):
+        quality.run_quality(exact, ring8, cosine, grid="uniform", n=10, seeds=1, progress=False)
     with pytest.raises(ValueError, match="steps"):
         quality.run_quality(exact, ring8, cosine, steps=(0,), n=10, seeds=1, progress=False)
     with pytest.raises(ValueError, match="n must"):
         quality.run_quality(exact, ring8, cosine, n=1, seeds=1, progress=False)
     with pytest.raises(ValueError, match="sampler"):
         quality.at_floor({"floor": {"mean": 0.0, "sd": 0.0}, "records": []}, "heun", 4)
+
+
+def test_a_run_reports_progress_and_can_be_cancelled(exact, ring8, cosine):
+    seen = []
+
+    def callback(done, total):
+        seen.append((done, total))
+
+    result = quality.run_quality(exact, ring8, cosine, samplers="ddim,dpmpp_2m", steps=(2, 4), n=20, seeds=2,
+                                 progress=False, grid="karras", callback=callback, stop=lambda: len(seen) >= 5)
+    assert seen == [(k, 8) for k in range(1, 6)] and result["cancelled"] is True
+    assert [len(r["mmd2"]) for r in result["records"]] == [2, 1, 1, 1]  # the first seed, then one job of the second
+    assert {r["grid"] for r in result["records"]} == {"karras"}
