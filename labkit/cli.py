@@ -145,7 +145,7 @@ def _plot_samples(args, target, result, classes) -> None:
     if target.dim == 2:
         plotting.scatter(ax, result.x, None if args.cls is None else classes, title=title)
     else:
-        plotting.image_grid(ax, result.x[:100], title=title)
+        plotting.image_grid(ax, result.x[:100], ncols=10, title=title)
     fig.savefig(args.out, dpi=120)
 
 
