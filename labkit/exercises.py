@@ -1,0 +1,372 @@
+"""Checks for the chapters' exercises: the student's function against labkit's, on random and corner inputs.
+
+``check(name, fn)`` runs ``CHECKS[name]`` on the student's ``fn``, never raises, prints one line
+(passed, or "not yet" with a hint that says what differs) and returns a :class:`Result`. A hint
+names the usual slips (a sign, a missing square root, the diffusers form of a weight) when the
+student's output matches one; otherwise it says where the output first differs.
+
+The exercise cells of the chapters carry nbgrader's solution markers; ``python -m labkit exercises
+--student DIR`` writes the student notebooks with each solution replaced by a stub
+(:func:`student_notebook`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from . import oracle, samplers, schedules, solvers, targets
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+STUB = "raise NotImplementedError  # your code here"
+
+
+@dataclass
+class Result:
+    name: str
+    passed: bool
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'passed' if self.passed else 'not yet'}{' - ' + self.message if self.message else ''}"
+
+
+class NotYet(Exception):
+    """Raised inside a checker: the student's function is not right yet (the message is the hint)."""
+
+
+@dataclass
+class Case:
+    """One input of a checker: the arguments, the reference output and what to call the case in a hint."""
+    args: tuple
+    expected: torch.Tensor
+    where: str
+
+
+def _call(fn, case: Case) -> torch.Tensor:
+    try:
+        out = fn(*case.args)
+    except NotImplementedError:
+        raise NotYet("not written yet: replace the `raise NotImplementedError` line with your code") from None
+    except Exception as err:  # the student's code may raise anything: report it, never re-raise
+        raise NotYet(f"your function raised {type(err).__name__}: {err} ({case.where})") from None
+    if out is None:
+        raise NotYet("your function returned None: did you forget `return`?")
+    if not isinstance(out, torch.Tensor):
+        raise NotYet(f"expected a torch.Tensor, got {type(out).__name__}")
+    if out.shape != case.expected.shape:
+        raise NotYet(f"expected shape {tuple(case.expected.shape)}, got {tuple(out.shape)} ({case.where})")
+    if not torch.isfinite(out).all():
+        raise NotYet(f"your output holds NaN or inf ({case.where})")
+    return out.to(torch.float64)
+
+
+def _compare(fn, cases: list[Case], slips: dict[str, Callable] | None = None, atol: float = 1e-10) -> None:
+    """Raise :class:`NotYet` at the first case where ``fn`` differs from the reference by more than atol.
+
+    ``slips`` maps a hint to a wrong version of the function; if the student's output matches one,
+    that hint is given.
+    """
+    for case in cases:
+        out = _call(fn, case)
+        if torch.allclose(out, case.expected.to(torch.float64), atol=atol, rtol=1e-9):
+            continue
+        for hint, wrong in (slips or {}).items():
+            if torch.allclose(out, wrong(*case.args).to(torch.float64), atol=atol, rtol=1e-9):
+                raise NotYet(f"{hint} ({case.where})")
+        ratio = (out.flatten() @ case.expected.flatten().double()) / case.expected.double().square().sum()
+        extra = f"; your output is about {float(ratio):.3g} x the expected one" if torch.allclose(
+            out, ratio * case.expected.double(), atol=1e-8) and abs(float(ratio) - 1) > 1e-6 and out.numel() > 1 else ""
+        raise NotYet(f"differs by up to {float((out - case.expected).abs().max()):.3g} ({case.where}){extra}")
+
+
+def check(name: str, fn) -> Result:
+    """Check the student's ``fn`` for exercise ``name`` (a key of :data:`CHECKS`); print and return the result."""
+    if name not in CHECKS:
+        result = Result(str(name), False, f"no exercise called {name!r}; the exercises are {sorted(CHECKS)}")
+    elif not callable(fn):
+        result = Result(name, False, f"expected a function, got {type(fn).__name__}")
+    else:
+        try:
+            CHECKS[name](fn)
+            result = Result(name, True, "")
+        except NotYet as hint:
+            result = Result(name, False, str(hint))
+        except Exception as err:  # a checker must never crash a student's notebook
+            result = Result(name, False, f"the check itself failed ({type(err).__name__}: {err})")
+    print(result)
+    return result
+
+
+# ---- the inputs shared by the checkers --------------------------------------------------------------
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _points(n: int, seed: int, dim: int = 2) -> torch.Tensor:
+    return torch.randn(n, dim, generator=_gen(seed), dtype=torch.float64)
+
+
+_SCHEDULE = schedules.cosine()
+_RING8 = targets.get("ring8")
+_EXACT = oracle.eps_fn(_RING8, _SCHEDULE)
+_ABARS = (0.9999, 0.5, 1e-4)   # near the data, halfway, almost pure noise
+
+
+# ---- chapter 1: the forward process ---------------------------------------------------------------
+
+def _check_q_sample(fn):
+    cases = [Case((x0, abar, eps), math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps, f"abar_t = {abar:g}")
+             for abar, (x0, eps) in zip(_ABARS, [(_points(5, s), _points(5, s + 1)) for s in range(3)])]
+    _compare(fn, cases, {
+        "the noise term has the wrong sign": lambda x0, a, e: math.sqrt(a) * x0 - math.sqrt(1 - a) * e,
+        "scale by square roots: sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps": lambda x0, a, e: a * x0 + (1 - a) * e,
+        "x_0 and eps are swapped": lambda x0, a, e: math.sqrt(a) * e + math.sqrt(1 - a) * x0})
+
+
+def _check_abar_from_betas(fn):
+    cases = [Case((s.betas,), s.alphas_cumprod, f"{s.name} schedule, T = {s.T}")
+             for s in (schedules.linear(T=10), schedules.cosine(T=50))]
+    _compare(fn, cases, {
+        "abar_t is the product of alpha_s = 1 - beta_s, not of beta_s": lambda b: torch.cumprod(b, 0),
+        "abar_t multiplies the alphas up to and including t: use a cumulative product": lambda b: 1 - b},
+        atol=1e-12)
+
+
+# ---- chapter 2: scores ----------------------------------------------------------------------------
+
+def _mixture_score(x, means, sd):
+    """Reference: the score of an equal-weight isotropic mixture, by autograd of its log-density."""
+    x = x.clone().requires_grad_(True)
+    log_p = torch.logsumexp(-(x[:, None] - means[None]).square().sum(-1) / (2 * sd**2), dim=1)
+    return torch.autograd.grad(log_p.sum(), x)[0]
+
+
+def _check_mixture_score(fn):
+    means = _RING8.means
+    cases = [Case((x, means, sd), _mixture_score(x, means, sd), f"sd = {sd:g}")
+             for x, sd in ((_points(6, 0) * 2, 0.5), (_points(6, 1) * 3, 0.1), (means[:3] + 1e-3, 0.1))]
+    _compare(fn, cases, {
+        "the score points toward the modes: check the sign":
+            lambda x, m, sd: -_mixture_score(x, m, sd),
+        "divide by the variance sd^2, not by sd": lambda x, m, sd: _mixture_score(x, m, sd) * sd,
+        "weight each component by its posterior r_k(x) (a softmax), not equally":
+            lambda x, m, sd: -(x[:, None] - m[None]).mean(1) / sd**2}, atol=1e-8)
+
+
+# ---- chapter 3: eps-prediction --------------------------------------------------------------------
+
+def _check_eps_to_score(fn):
+    cases = [Case((eps, abar), -eps / math.sqrt(1 - abar), f"abar_t = {abar:g}")
+             for abar, eps in zip(_ABARS, (_points(5, 3), _points(5, 4), _points(5, 5)))]
+    _compare(fn, cases, {
+        "the score is minus eps / sqrt(1 - abar_t): check the sign": lambda e, a: e / math.sqrt(1 - a),
+        "divide by the noise sd sqrt(1 - abar_t), not by its variance": lambda e, a: -e / (1 - a),
+        "divide by sqrt(1 - abar_t), the sd of the noise in x_t, not by sqrt(abar_t)":
+            lambda e, a: -e / math.sqrt(a)})
+
+
+# ---- chapter 4: one DDPM step ---------------------------------------------------------------------
+
+def _ddpm_step(x_t, eps_hat, beta_t, abar_t, abar_prev, z):
+    mean = (x_t - beta_t / math.sqrt(1 - abar_t) * eps_hat) / math.sqrt(1 - beta_t)
+    return mean + math.sqrt((1 - abar_prev) / (1 - abar_t) * beta_t) * z
+
+
+def _check_ddpm_step(fn):
+    cases = []
+    for t in (900, 500, 1):
+        b, a, a_prev = (float(v) for v in (_SCHEDULE.betas[t], _SCHEDULE.alphas_cumprod[t],
+                                           _SCHEDULE.alphas_cumprod[t - 1]))
+        x, z = _points(5, t), _points(5, t + 1)
+        eps_hat = _EXACT(x, torch.full((5,), float(t), dtype=torch.float64))
+        cases.append(Case((x, eps_hat, b, a, a_prev, z), _ddpm_step(x, eps_hat, b, a, a_prev, z), f"t = {t}"))
+    _compare(fn, cases, {
+        "the noise has variance beta~_t = (1 - abar_(t-1)) / (1 - abar_t) beta_t, not beta_t":
+            lambda x, e, b, a, ap, z: _ddpm_step(x, e, b, a, ap, 0 * z) + math.sqrt(b) * z,
+        "divide the mean by sqrt(alpha_t) = sqrt(1 - beta_t)":
+            lambda x, e, b, a, ap, z: _ddpm_step(x, e, b, a, ap, z) * math.sqrt(1 - b)
+            + (1 - math.sqrt(1 - b)) * math.sqrt((1 - ap) / (1 - a) * b) * z,
+        "subtract the noise prediction: x_t - beta_t / sqrt(1 - abar_t) eps_hat":
+            lambda x, e, b, a, ap, z: _ddpm_step(x, -e, b, a, ap, z)})
+
+
+# ---- chapter 5: classifier-free guidance ----------------------------------------------------------
+
+def _check_cfg(fn):
+    cases = [Case((_points(5, 6), _points(5, 7), w), (1 + w) * _points(5, 6) - w * _points(5, 7), f"w = {w:g}")
+             for w in (0.0, 1.0, 3.5)]
+    _compare(fn, cases, {
+        "that is diffusers' form with scale s = w: labkit's w form is (1 + w) eps_c - w eps_null":
+            lambda c, u, w: u + w * (c - u),
+        "guidance pushes away from the unconditional prediction: - w eps_null, + (1 + w) eps_c":
+            lambda c, u, w: (1 + w) * u - w * c})
+
+
+# ---- chapter 6: one step of each ODE solver, on the exact eps of ring8 ----------------------------
+
+def _solver_case(solver, seed: int, sigmas: list[float]):
+    """The state before the last step of ``solver`` on ``sigmas`` and labkit's result of that step."""
+    D = samplers.Denoiser(_EXACT, _SCHEDULE, sigmas if sigmas[-1] == 0 else [*sigmas, 0.0])
+    states = [_points(5, seed) * sigmas[0], *solver(D, _points(5, seed) * sigmas[0], sigmas)]
+    return D, states
+
+
+def _step_cases(solver, with_history: bool):
+    cases = []
+    for seed, sigmas in ((0, [80.0, 12.0, 2.5]), (1, [5.0, 1.0, 0.2]), (2, [1.0, 0.3, 0.0])):
+        D, states = _solver_case(solver, seed, sigmas)
+        x, s, s_next = states[1], sigmas[1], sigmas[2]
+        args = (D, x, s, s_next)
+        if with_history:
+            args += (D(states[0], sigmas[0]), math.log(sigmas[0] / s))
+        cases.append(Case(args, states[2], f"sigma {s:g} -> {s_next:g}"))
+    return cases
+
+
+def _check_euler_step(fn):
+    _compare(fn, _step_cases(solvers.euler, False), {
+        "step by (sigma_next - sigma) d with d = (x - D(x; sigma)) / sigma: check the sign of the step":
+            lambda D, x, s, sn: x - (sn - s) * (x - D(x, s)) / s})
+
+
+def _check_heun_step(fn):
+    def no_corrector(D, x, s, sn):
+        return x + (sn - s) * (x - D(x, s)) / s
+    _compare(fn, _step_cases(solvers.heun, False), {
+        "that is the Euler step: correct it with the slope at the landing point (except at sigma_next = 0)":
+            no_corrector})
+
+
+def _check_dpmpp_2m_step(fn):
+    def first_order(D, x, s, sn, D_prev, h_prev):
+        return D(x, s) if sn == 0 else (sn / s) * x - math.expm1(-math.log(s / sn)) * D(x, s)
+    _compare(fn, _step_cases(solvers.dpmpp_2m, True), {
+        "that is the first-order step: extrapolate D with the previous one, D' = (1 + 1/(2r)) D_i - 1/(2r) D_(i-1)":
+            first_order}, atol=1e-9)
+
+
+# ---- chapter 7: the unbiased MMD^2 ------------------------------------------------------------------
+
+def _mmd2(x, y, h, biased=False):
+    def k(a, b):
+        return torch.exp(-torch.cdist(a, b).square() / (2 * h**2))
+
+    m, n = len(x), len(y)
+    kxx, kyy = k(x, x), k(y, y)
+    if biased:
+        return kxx.mean() + kyy.mean() - 2 * k(x, y).mean()
+    return ((kxx.sum() - kxx.trace()) / (m * (m - 1)) + (kyy.sum() - kyy.trace()) / (n * (n - 1))
+            - 2 * k(x, y).mean())
+
+
+def _check_mmd2(fn):
+    cases = [Case((_points(m, s), _points(n, s + 9) + shift, h), _mmd2(_points(m, s), _points(n, s + 9) + shift, h),
+                  f"m = {m}, n = {n}, h = {h:g}")
+             for s, (m, n, shift, h) in enumerate([(30, 30, 0.0, 1.0), (20, 35, 0.5, 0.7), (2, 3, 2.0, 2.0)])]
+    _compare(fn, cases, {
+        "that is the biased estimate: leave out the diagonal terms k(x_i, x_i) (divide by m(m - 1))":
+            lambda x, y, h: _mmd2(x, y, h, biased=True)}, atol=1e-10)
+
+
+# ---- chapter 9: flow matching -----------------------------------------------------------------------
+
+def _check_flow_path(fn):
+    cases = [Case((_points(5, s), _points(5, s + 1), t), (1 - t) * _points(5, s) + t * _points(5, s + 1), f"t = {t:g}")
+             for s, t in ((0, 0.0), (2, 0.3), (4, 1.0))]
+    _compare(fn, cases, {
+        "t = 0 is data and t = 1 noise: x_t = (1 - t) x_0 + t eps": lambda x0, e, t: t * x0 + (1 - t) * e,
+        "the linear path has no square roots (that is the VP path)":
+            lambda x0, e, t: math.sqrt(1 - t) * x0 + math.sqrt(t) * e})
+
+
+def _check_flow_velocity(fn):
+    cases = [Case((_points(5, s), _points(5, s + 1)), _points(5, s + 1) - _points(5, s), f"case {s}") for s in (0, 2)]
+    _compare(fn, cases, {
+        "the velocity is d x_t / dt along the path from data (t = 0) to noise (t = 1): v = eps - x_0":
+            lambda x0, e: x0 - e,
+        "differentiate x_t = (1 - t) x_0 + t eps in t: both terms contribute": lambda x0, e: e})
+
+
+def _check_flow_euler_step(fn):
+    cases = []
+    for s, (t, t_next) in enumerate(((1.0, 0.75), (0.5, 0.1), (0.2, 0.0))):
+        x = _points(5, s)
+        v = _points(5, s + 20)
+        cases.append(Case((v, x, t, t_next), x + (t_next - t) * v, f"t {t:g} -> {t_next:g}"))
+    _compare(fn, cases, {
+        "time runs from 1 (noise) down to 0 (data): x + (t_next - t) v, with t_next < t":
+            lambda v, x, t, tn: x + (t - tn) * v})
+
+
+CHECKS: dict[str, Callable] = {
+    "q_sample": _check_q_sample,
+    "abar_from_betas": _check_abar_from_betas,
+    "mixture_score": _check_mixture_score,
+    "eps_to_score": _check_eps_to_score,
+    "ddpm_step": _check_ddpm_step,
+    "cfg": _check_cfg,
+    "euler_step": _check_euler_step,
+    "heun_step": _check_heun_step,
+    "dpmpp_2m_step": _check_dpmpp_2m_step,
+    "mmd2": _check_mmd2,
+    "flow_path": _check_flow_path,
+    "flow_velocity": _check_flow_velocity,
+    "flow_euler_step": _check_flow_euler_step,
+}
+
+
+# ---- student versions -------------------------------------------------------------------------------
+
+def strip_solutions(source: str, stub: str = STUB) -> str:
+    """``source`` with every block between the nbgrader markers replaced by ``stub`` (at the marker's indent)."""
+    out, inside = [], False
+    for line in source.splitlines(keepends=True):
+        marker = line.strip()
+        if marker == BEGIN:
+            inside = True
+            out.append(line[: len(line) - len(line.lstrip())] + stub + "\n")
+        elif marker == END:
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ValueError(f"a {BEGIN!r} has no matching {END!r}")
+    return "".join(out)
+
+
+def student_notebook(nb):
+    """A copy of the notebook ``nb`` (nbformat) with solutions stubbed and code outputs cleared."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if BEGIN in cell.source:
+            stub = STUB if cell.cell_type == "code" else "_Your answer here._"
+            cell.source = strip_solutions(cell.source, stub)
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def write_student_versions(source_dir, out_dir) -> list:
+    """Write the student version of every chapter ``NN_*.ipynb`` of ``source_dir`` into ``out_dir``."""
+    from pathlib import Path
+
+    import nbformat
+
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    chapters = sorted(source_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not chapters:
+        raise ValueError(f"source holds no chapters (NN_*.ipynb): {source_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in chapters:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.write(student_notebook(nb), out_dir / path.name)
+        written.append(out_dir / path.name)
+    return written

@@ -1,0 +1,159 @@
+"""Every exercise checker passes its reference solution, rejects wrong ones with a hint, and never raises."""
+
+import math
+
+import nbformat
+import pytest
+import torch
+
+from labkit import exercises
+
+
+def _mixture_score(x, means, sd):
+    d = x[:, None] - means[None]
+    r = torch.softmax(-d.square().sum(-1) / (2 * sd**2), dim=1)
+    return -(r[..., None] * d).sum(1) / sd**2
+
+
+def _dpmpp_2m_step(D, x, sigma, sigma_next, D_prev, h_prev):
+    D_i = D(x, sigma)
+    if sigma_next == 0:
+        return D_i
+    h = math.log(sigma / sigma_next)
+    r = h_prev / h
+    return (sigma_next / sigma) * x - math.expm1(-h) * ((1 + 1 / (2 * r)) * D_i - 1 / (2 * r) * D_prev)
+
+
+def _heun_step(D, x, sigma, sigma_next):
+    d = (x - D(x, sigma)) / sigma
+    x_next = x + (sigma_next - sigma) * d
+    if sigma_next == 0:
+        return x_next
+    return x + (sigma_next - sigma) * (d + (x_next - D(x_next, sigma_next)) / sigma_next) / 2
+
+
+def _mmd2(x, y, h):
+    def k(a, b):
+        return torch.exp(-torch.cdist(a, b).square() / (2 * h**2))
+    m, n = len(x), len(y)
+    return ((k(x, x).sum() - m) / (m * (m - 1)) + (k(y, y).sum() - n) / (n * (n - 1)) - 2 * k(x, y).mean())
+
+
+SOLUTIONS = {
+    "q_sample": lambda x0, abar, eps: math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps,
+    "abar_from_betas": lambda betas: torch.cumprod(1 - betas, dim=0),
+    "mixture_score": _mixture_score,
+    "eps_to_score": lambda eps, abar: -eps / math.sqrt(1 - abar),
+    "ddpm_step": lambda x, e, b, a, ap, z: (x - b / math.sqrt(1 - a) * e) / math.sqrt(1 - b)
+    + math.sqrt((1 - ap) / (1 - a) * b) * z,
+    "cfg": lambda eps_c, eps_null, w: (1 + w) * eps_c - w * eps_null,
+    "euler_step": lambda D, x, s, sn: x + (sn - s) * (x - D(x, s)) / s,
+    "heun_step": _heun_step,
+    "dpmpp_2m_step": _dpmpp_2m_step,
+    "mmd2": _mmd2,
+    "flow_path": lambda x0, eps, t: (1 - t) * x0 + t * eps,
+    "flow_velocity": lambda x0, eps: eps - x0,
+    "flow_euler_step": lambda v, x, t, t_next: x + (t_next - t) * v,
+}
+
+# Three slips per exercise: a sign, a missing square root or factor, the wrong time / step / form.
+WRONG = {
+    "q_sample": [lambda x0, a, e: math.sqrt(a) * x0 - math.sqrt(1 - a) * e, lambda x0, a, e: a * x0 + (1 - a) * e,
+                 lambda x0, a, e: math.sqrt(a) * x0 + math.sqrt(1 - a) * e * 1.01],
+    "abar_from_betas": [lambda b: torch.cumprod(b, 0), lambda b: 1 - b, lambda b: torch.cumprod(1 - b, 0)[1:]],
+    "mixture_score": [lambda x, m, sd: -_mixture_score(x, m, sd), lambda x, m, sd: _mixture_score(x, m, sd) * sd,
+                      lambda x, m, sd: -(x[:, None] - m[None]).mean(1) / sd**2],
+    "eps_to_score": [lambda e, a: e / math.sqrt(1 - a), lambda e, a: -e / (1 - a), lambda e, a: -e / math.sqrt(a)],
+    "ddpm_step": [lambda x, e, b, a, ap, z: SOLUTIONS["ddpm_step"](x, -e, b, a, ap, z),
+                  lambda x, e, b, a, ap, z: (x - b / math.sqrt(1 - a) * e) / math.sqrt(1 - b) + math.sqrt(b) * z,
+                  lambda x, e, b, a, ap, z: SOLUTIONS["ddpm_step"](x, e, b, ap, ap, z)],
+    "cfg": [lambda c, u, w: u + w * (c - u), lambda c, u, w: (1 + w) * u - w * c, lambda c, u, w: (1 - w) * c + w * u],
+    "euler_step": [lambda D, x, s, sn: x - (sn - s) * (x - D(x, s)) / s, lambda D, x, s, sn: x + (sn - s) * D(x, s),
+                   lambda D, x, s, sn: x + (sn - s) * (x - D(x, sn if sn else s)) / s],
+    "heun_step": [SOLUTIONS["euler_step"], lambda D, x, s, sn: 2 * _heun_step(D, x, s, sn) - x,
+                  lambda D, x, s, sn: _heun_step(D, x, sn if sn else s, s)],
+    "dpmpp_2m_step": [lambda D, x, s, sn, Dp, hp: D(x, s) if sn == 0 else (sn / s) * x - math.expm1(-math.log(s / sn))
+                      * D(x, s), lambda D, x, s, sn, Dp, hp: _dpmpp_2m_step(D, x, s, sn, Dp, -hp),
+                      lambda D, x, s, sn, Dp, hp: (sn / s) * x + (1 - sn / s) * D(x, s)],
+    "mmd2": [lambda x, y, h: (torch.exp(-torch.cdist(x, x).square() / (2 * h**2)).mean()
+                              + torch.exp(-torch.cdist(y, y).square() / (2 * h**2)).mean()
+                              - 2 * torch.exp(-torch.cdist(x, y).square() / (2 * h**2)).mean()),
+             lambda x, y, h: _mmd2(x, y, 2 * h),
+             lambda x, y, h: -_mmd2(x, y, h)],
+    "flow_path": [lambda x0, e, t: t * x0 + (1 - t) * e, lambda x0, e, t: math.sqrt(1 - t) * x0 + math.sqrt(t) * e,
+                  lambda x0, e, t: (1 - t) * x0 - t * e],
+    "flow_velocity": [lambda x0, e: x0 - e, lambda x0, e: e, lambda x0, e: 2 * (e - x0)],
+    "flow_euler_step": [lambda v, x, t, tn: x + (t - tn) * v, lambda v, x, t, tn: x + tn * v,
+                        lambda v, x, t, tn: x - v],
+}
+
+
+def test_every_exercise_has_a_solution_and_three_slips():
+    assert set(SOLUTIONS) == set(WRONG) == set(exercises.CHECKS)
+
+
+@pytest.mark.parametrize("name", sorted(exercises.CHECKS))
+def test_the_reference_solution_passes(name, capsys):
+    result = exercises.check(name, SOLUTIONS[name])
+    assert result.passed, result.message
+    assert capsys.readouterr().out.strip() == f"{name}: passed"
+
+
+@pytest.mark.parametrize("name", sorted(exercises.CHECKS))
+def test_wrong_solutions_get_not_yet_with_a_hint(name, capsys):
+    for wrong in WRONG[name]:
+        result = exercises.check(name, wrong)
+        assert not result.passed and result.message
+        assert len(capsys.readouterr().out.strip().splitlines()) == 1
+
+
+def test_named_slips_get_their_own_hint():
+    assert "sign" in exercises.check("q_sample", WRONG["q_sample"][0]).message
+    assert "square roots" in exercises.check("q_sample", WRONG["q_sample"][1]).message
+    assert "diffusers" in exercises.check("cfg", WRONG["cfg"][0]).message
+    assert "beta~_t" in exercises.check("ddpm_step", WRONG["ddpm_step"][1]).message
+    assert "biased" in exercises.check("mmd2", WRONG["mmd2"][0]).message
+    assert "Euler step" in exercises.check("heun_step", WRONG["heun_step"][0]).message
+    assert "differs by up to" in exercises.check("q_sample", WRONG["q_sample"][2]).message
+    assert "about 2 x" in exercises.check("flow_velocity", WRONG["flow_velocity"][2]).message
+
+
+def _raises(*args):
+    raise RuntimeError("boom")
+
+
+def _todo(*args):
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize("bad, says", [(_todo, "not written yet"), (_raises, "raised RuntimeError: boom"),
+                                       (lambda *a: None, "returned None"), (lambda *a: [1.0], "torch.Tensor"),
+                                       (lambda *a: torch.zeros(3), "shape"),
+                                       (lambda x0, a, e: x0 * float("nan"), "NaN"), (42, "function")])
+def test_broken_functions_get_a_clear_not_yet_and_never_raise(bad, says):
+    result = exercises.check("q_sample", bad)
+    assert not result.passed and says in result.message
+
+
+def test_an_unknown_exercise_is_not_yet_with_the_list():
+    result = exercises.check("nope", SOLUTIONS["cfg"])
+    assert not result.passed and "q_sample" in result.message
+
+
+def test_student_versions_replace_each_solution_with_a_stub_and_clear_outputs(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("Predict first.\n### BEGIN SOLUTION\nThe answer.\n### END SOLUTION"),
+                nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n"
+                                          "check('cfg', f)", outputs=[nbformat.v4.new_output("stream", text="hi")],
+                                          execution_count=3),
+                nbformat.v4.new_code_cell("print(1)")]
+    (tmp_path / "src").mkdir()
+    nbformat.write(nb, tmp_path / "src" / "01_x.ipynb")
+    [out] = exercises.write_student_versions(tmp_path / "src", tmp_path / "student")
+    student = nbformat.read(out, as_version=4)
+    assert student.cells[0].source == "Predict first.\n_Your answer here._\n"
+    assert student.cells[1].source == f"def f(x):\n    {exercises.STUB}\ncheck('cfg', f)"
+    assert student.cells[1].outputs == [] and student.cells[1].execution_count is None
+    assert student.cells[2].source == "print(1)"
+    with pytest.raises(ValueError, match="END SOLUTION"):
+        exercises.strip_solutions("### BEGIN SOLUTION\nx = 1\n")
