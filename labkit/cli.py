@@ -1,4 +1,5 @@
-"""Command line: ``python -m labkit {quality,train,sample} ...`` reproduces the course's charts headless."""
+"""Command line: ``python -m labkit {quality,train,sample,exercises} ...`` reproduces the course's charts headless
+and writes the student notebooks."""
 
 from __future__ import annotations
 
@@ -149,6 +150,14 @@ def _plot_samples(args, target, result, classes) -> None:
     fig.savefig(args.out, dpi=120)
 
 
+def cmd_exercises(args) -> int:
+    from .exercises import write_student_versions
+
+    written = write_student_versions(args.source, args.student)
+    print(f"wrote {len(written)} student notebooks to {args.student} (solutions replaced by stubs, outputs cleared)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FILE.npz (x in data coordinates, classes; -1 = unconditional) or FILE.png (a figure)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("exercises", help="write the student notebooks: each exercise's solution replaced by a stub")
+    e.add_argument("--student", type=Path, required=True, help="output folder for the student notebooks")
+    e.add_argument("--source", type=Path, default=Path(__file__).resolve().parent.parent / "notebooks",
+                   help="folder of the chapters with solutions (default: the course's notebooks/)")
+    e.set_defaults(func=cmd_exercises)
     return parser
 
 

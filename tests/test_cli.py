@@ -46,3 +46,16 @@ def test_bad_arguments_give_a_clear_error(tmp_path, capsys):
     assert rc == 2 and "steps must be in" in capsys.readouterr().err
     rc = main(["quality", "--exact", "--n", "1", "--out", str(tmp_path), "--quiet"])
     assert rc == 2 and "n must be in" in capsys.readouterr().err
+
+
+def test_exercises_writes_a_student_notebook_per_chapter(tmp_path, capsys):
+    import nbformat
+
+    assert main(["exercises", "--student", str(tmp_path / "student")]) == 0
+    written = sorted(p.name for p in (tmp_path / "student").glob("*.ipynb"))
+    assert written and all(name[:2].isdigit() for name in written)
+    nb = nbformat.read(tmp_path / "student" / written[0], as_version=4)
+    assert all(c.outputs == [] for c in nb.cells if c.cell_type == "code")
+    assert "### BEGIN SOLUTION" not in "".join(c.source for c in nb.cells)
+    assert main(["exercises", "--student", str(tmp_path / "s2"), "--source", str(tmp_path)]) == 2
+    assert "no chapters" in capsys.readouterr().err
