@@ -1,16 +1,28 @@
-"""Kernel maximum mean discrepancy (Gretton et al. 2012) between two samples.
+"""Sample quality against a target: the seed's kernel MMD and a criterion at the target's detail scale.
 
-Unbiased estimator (Lemma 6), diagonal terms excluded:
+``mmd2`` is the unbiased MMD^2 of Gretton et al. 2012 (Lemma 6), diagonal terms excluded:
 
     MMD^2_u = 1/(m(m-1)) sum_{i!=j} k(x_i, x_j) + 1/(n(n-1)) sum_{i!=j} k(y_i, y_j)
               - 2/(mn) sum_{i,j} k(x_i, y_j),
 
 with k the sum of RBF kernels exp(-d^2 / (2 h^2)), h = scale x the median pairwise distance of
-the pooled sample (the median heuristic), for each scale in ``scales``.
+the pooled sample (the median heuristic), for each scale in ``scales``. Those bandwidths (about
+1.4 to 5.6 on ring8) are blind to the shape of ring8's modes (sd 0.1).
+
+``detail_miss`` looks at the target's own detail scale: the k-nearest-neighbour radius of each
+point of a target sample (Kynkaenniemi et al. 2019, improved precision and recall). Precision is
+the fraction of x inside some target point's k-NN ball, recall the fraction of target points
+inside some x point's k-NN ball; detail_miss = (1 - precision) + (1 - recall). Points between the
+modes, modes too wide or too narrow, and missing modes all raise it.
+
+``noise_floor`` gives either statistic's null distribution (two fresh target batches of the same
+n), cached; ``Floor.threshold`` is the one decision rule; ``at_floor`` asks both statistics.
 """
+
 
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple
 
 import torch
@@ -34,21 +46,30 @@ def median_distance(z: torch.Tensor) -> float:
     return mean if mean > 0 else 1.0
 
 
-def mmd2(x: torch.Tensor, y: torch.Tensor, scales=(0.5, 1.0, 2.0)) -> float:
-    """Unbiased MMD^2 between samples x (m, d) and y (n, d), m, n >= 2, computed in float64."""
+def _check_pair(x, y, min_rows: int, why: str) -> None:
     check_points("x", x, dim=None)
     check_points("y", y, dim=None)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     for name, s in (("x", x), ("y", y)):
-        if len(s) < 2:
-            raise ValueError(f"{name} must have at least 2 rows for the unbiased MMD, got {len(s)}")
+        if len(s) < min_rows:
+            raise ValueError(f"{name} must have at least {min_rows} rows {why}, got {len(s)}")
+
+
+def mmd2(x: torch.Tensor, y: torch.Tensor, scales=(0.5, 1.0, 2.0)) -> float:
+    """Unbiased MMD^2 between samples x (m, d) and y (n, d), m, n >= 2, computed in float64."""
+    _check_pair(x, y, 2, "for the unbiased MMD")
     try:
         scales = tuple(float(s) for s in scales)
     except (TypeError, ValueError):
         raise TypeError(f"scales must be a sequence of numbers, got {scales!r}") from None
     if not scales or any(not s > 0 or s == float("inf") for s in scales):
         raise ValueError(f"scales must be a non-empty sequence of finite numbers > 0, got {scales}")
+    return _mmd2(x, y, scales)
+
+
+def _mmd2(x: torch.Tensor, y: torch.Tensor, scales=(0.5, 1.0, 2.0)) -> float:
+    """mmd2 without the input checks (for loops over fresh target batches)."""
     x, y = x.to(torch.float64), y.to(torch.float64).to(x.device)
     # With the median bandwidth MMD^2 does not change when both samples are scaled by one factor:
     # dividing by the largest |coordinate| keeps squared distances clear of overflow and underflow.
@@ -70,25 +91,122 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, scales=(0.5, 1.0, 2.0)) -> float:
     return total
 
 
+
+
+DETAIL_K = 10        # neighbours per k-NN ball: the detail scale is each target point's 10-NN radius
+FLOOR_REPEATS = 100  # fresh pairs of target batches per floor (benchmarks/AT_FLOOR.md)
+FLOOR_Z = 3.0        # a statistic is at the floor when <= mean + FLOOR_Z sd of its null (Floor.threshold)
+MIN_N, MAX_N = 500, 10_000  # the sample sizes at_floor decides on
+
+
+def knn_radius(z: torch.Tensor, k: int = DETAIL_K) -> torch.Tensor:
+    """Distance from each row of z to its k-th nearest other row: the sample's own detail scale there."""
+    return torch.cdist(z, z).topk(k + 1, largest=False).values[:, k]  # column 0 is the row itself
+
+
+def precision_recall(x: torch.Tensor, y: torch.Tensor, k: int = DETAIL_K) -> tuple[float, float]:
+    """Improved precision and recall (Kynkaanniemi et al. 2019) of a sample x against target points y.
+
+    precision: the fraction of x inside some target k-NN ball B(y_j, r_k(y_j)); recall: the fraction
+    of y inside some ball B(x_i, r_k(x_i)). Both are near 1 when x and y come from one distribution.
+    """
+    k = check_int("k", k, 1, 1000)
+    _check_pair(x, y, k + 1, f"for {k}-nearest-neighbour balls")
+    return _precision_recall(x, y, k)
+
+
+def _precision_recall(x, y, k=DETAIL_K):
+    x, y = x.to(torch.float64), y.to(torch.float64).to(x.device)
+    d = torch.cdist(x, y)                                         # d[i, j] = |x_i - y_j|
+    r_x, r_y = knn_radius(x, k), knn_radius(y, k)
+    precision = (d <= r_y[None, :]).any(dim=1).to(torch.float64).mean()
+    recall = (d <= r_x[:, None]).any(dim=0).to(torch.float64).mean()
+    return float(precision), float(recall)
+
+
+def detail_miss(x: torch.Tensor, y: torch.Tensor, k: int = DETAIL_K) -> float:
+    """(1 - precision) + (1 - recall) of x against target points y at the k-NN scale (0 is perfect)."""
+    precision, recall = precision_recall(x, y, k)
+    return (1.0 - precision) + (1.0 - recall)
+
+
+def _detail_miss(x, y):
+    precision, recall = _precision_recall(x, y)
+    return (1.0 - precision) + (1.0 - recall)
+
+
+# name -> (label for charts, statistic(x, y) without input checks); at_floor asks every one.
+STATISTICS = {
+    "mmd2": ("MMD² (RBF at 0.5, 1, 2 x median distance)", _mmd2),
+    "detail_miss": (f"detail miss: (1 - precision) + (1 - recall), {DETAIL_K}-NN balls", _detail_miss),
+}
+
+
 class Floor(NamedTuple):
-    """MMD^2 between two fresh target batches: its mean, its sd and the individual values."""
+    """A statistic between two fresh target batches: its mean, its sd and the individual values."""
     mean: float
     sd: float
     values: list[float]
 
     @property
     def threshold(self) -> float:
-        """mean + 2 sd: a sample whose MMD^2 is below this is 'at the floor'."""
-        return self.mean + 2.0 * self.sd
+        """mean + FLOOR_Z sd: a sample whose statistic is at or below this is 'at the floor'.
+
+        labkit's one decision rule. Both nulls are skewed to the right: mean + 2 sd rejects about
+        5% of fresh samples per statistic, mean + 3 sd about 1% (benchmarks/AT_FLOOR.md).
+        """
+        return self.mean + FLOOR_Z * self.sd
 
 
-def noise_floor(target, n: int, repeats: int = 5, generator: torch.Generator | None = None) -> Floor:
-    """The MMD^2 noise floor: mmd2 of two independent batches of ``n`` target points, ``repeats`` times."""
+_FLOORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # target -> {(n, statistic, repeats): Floor}
+
+
+def noise_floor(target, n: int, repeats: int = FLOOR_REPEATS, generator: torch.Generator | None = None,
+                statistic: str = "mmd2") -> Floor:
+    """The noise floor of ``statistic``: its value on two independent batches of ``n`` target points,
+    ``repeats`` times. Without a generator the draw is seeded and cached per (target, n, statistic,
+    repeats), so a second call is free; with one it comes from that generator and is not cached."""
     if not hasattr(target, "sample"):
         raise TypeError(f"target must be a labkit Target, got {type(target).__name__}")
-    n = check_int("n", n, 2, 1_000_000)
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {list(STATISTICS)}, got {statistic!r}")
+    n = check_int("n", n, DETAIL_K + 1 if statistic == "detail_miss" else 2, 1_000_000)
     repeats = check_int("repeats", repeats, 2, 10_000)
     check_generator(generator)
-    values = [mmd2(target.sample(n, generator)[0], target.sample(n, generator)[0]) for _ in range(repeats)]
+    key = (n, statistic, repeats)
+    if generator is None and key in _FLOORS.get(target, {}):
+        return _FLOORS[target][key]
+    g = generator if generator is not None else torch.Generator().manual_seed(0)
+    fn = STATISTICS[statistic][1]
+    values = [fn(target.sample(n, g)[0], target.sample(n, g)[0]) for _ in range(repeats)]
     v = torch.tensor(values, dtype=torch.float64)
-    return Floor(float(v.mean()), float(v.std()), values)
+    floor = Floor(float(v.mean()), float(v.std()), values)
+    if generator is None:
+        _FLOORS.setdefault(target, {})[key] = floor
+    return floor
+
+
+def floor_report(x: torch.Tensor, target, *, generator: torch.Generator | None = None) -> dict:
+    """The numbers behind :func:`at_floor`: each statistic of x against a fresh target batch of the
+    same n, its floor's threshold and its verdict, and the joint verdict ``at_floor``."""
+    if not hasattr(target, "sample"):
+        raise TypeError(f"target must be a labkit Target, got {type(target).__name__}")
+    check_points("x", x, dim=target.dim)
+    n = len(x)
+    if not MIN_N <= n <= MAX_N:
+        raise ValueError(f"x must have between {MIN_N} and {MAX_N} rows (points) for at_floor, got {n}")
+    check_generator(generator)
+    y = target.sample(n, generator)[0]
+    report = {"n": n}
+    for name, (_, statistic) in STATISTICS.items():
+        threshold = noise_floor(target, n, FLOOR_REPEATS, statistic=name).threshold
+        value = statistic(x, y)
+        report.update({name: value, f"{name}_threshold": threshold, f"{name}_at_floor": value <= threshold})
+    report["at_floor"] = all(report[f"{name}_at_floor"] for name in STATISTICS)
+    return report
+
+
+def at_floor(x: torch.Tensor, target, *, generator: torch.Generator | None = None) -> bool:
+    """True only when x (n in [500, 10000] points) is indistinguishable from ``target`` both by the
+    seed's ``mmd2`` and by ``detail_miss``, each at or below its noise floor's threshold at the same n."""
+    return floor_report(x, target, generator=generator)["at_floor"]

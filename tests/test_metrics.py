@@ -64,7 +64,7 @@ def test_noise_floor_reports_mean_and_spread():
     floor = metrics.noise_floor(ring8, 200, repeats=8, generator=gen(0))
     assert len(floor.values) == 8
     assert floor.mean == pytest.approx(sum(floor.values) / 8)
-    assert floor.sd > 0 and floor.threshold == pytest.approx(floor.mean + 2 * floor.sd)
+    assert floor.sd > 0 and floor.threshold == pytest.approx(floor.mean + metrics.FLOOR_Z * floor.sd)
 
 
 def test_identical_points_do_not_give_a_zero_bandwidth():
