@@ -2,9 +2,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import base64  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from labkit import oracle, samplers  # noqa: E402
 from labkit.widgets.trajectory import TrajectoryApp, ddpm_sigmas  # noqa: E402
@@ -65,3 +71,52 @@ def test_bad_trajectories_are_rejected():
         TrajectoryApp([torch.zeros(3, 2), torch.zeros(4, 2)])
     with pytest.raises(ValueError, match="sigmas"):
         TrajectoryApp([torch.zeros(3, 2), torch.zeros(3, 2)], sigmas=[1.0])
+
+
+def _player_frames(html):
+    return json.loads(re.search(r"frames = (\[.*?\]),", html).group(1)), \
+        json.loads(re.search(r"labels = (\[.*?\]);", html).group(1))
+
+
+def test_static_player_holds_the_requested_frames_in_order_and_stays_small(ring8, cosine):
+    res = samplers.ddim(oracle.eps_fn(ring8, cosine), cosine, torch.randn(1000, 2, generator=gen(3)), 40)
+    sig = samplers.trailing(cosine, 40)
+    app = TrajectoryApp(res, sigmas=sig, schedule=cosine, target=ring8)
+    app.set_step(17)
+    html = app.to_html(frames=25)
+    frames, labels = _player_frames(html)
+    assert len(frames) == len(labels) == 25
+    steps = np.linspace(0, 40, 25).round().astype(int)
+    assert labels == [app.label(k).replace("\n", ", ") for k in steps]
+    images = [Image.open(io.BytesIO(base64.b64decode(f))) for f in frames]
+    assert all(im.format == "PNG" and im.mode == "P" and im.size == images[0].size for im in images)
+    assert images[0].size == (round(4.6 * 40), round(4.8 * 40))  # the default dpi, 40
+    pixels = [np.asarray(im.convert("RGB")) for im in images]
+    assert (pixels[0] != pixels[-1]).any(axis=2).mean() > 0.01  # the noise and the samples differ
+    assert f'src="data:image/png;base64,{frames[-1]}"' in html  # without JavaScript: the samples
+    assert len(html) < 120_000, f"{len(html)} bytes"
+    assert app.step == 17 and "step 17 / 40" in app._title.get_text()  # the live app is left as it was
+
+
+def test_static_player_frames_follow_the_live_app(result):
+    app = TrajectoryApp(result, paths=2)
+    frames, _ = _player_frames(app.to_html(frames=11, dpi=30, colors=256))
+    live = []
+    for k in range(11):
+        app.set_step(k)
+        app._title.set_text("")
+        buffer = io.BytesIO()
+        app.fig.savefig(buffer, format="png", dpi=30)
+        live.append(buffer.getvalue())
+    assert frames[3] != frames[4]
+    for k in (0, 4, 10):  # same pixels as the live figure at step k (up to the palette)
+        static = np.asarray(Image.open(io.BytesIO(base64.b64decode(frames[k]))).convert("RGB"), dtype=int)
+        rendered = np.asarray(Image.open(io.BytesIO(live[k])).convert("RGB"), dtype=int)
+        assert np.abs(static - rendered).max() <= 16
+
+
+@pytest.mark.parametrize("kwargs, name", [({"frames": 1}, "frames"), ({"frames": 12}, "frames"),
+                                          ({"dpi": 5}, "dpi"), ({"colors": 1}, "colors")])
+def test_static_player_rejects_bad_arguments(result, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        TrajectoryApp(result).to_html(**kwargs)

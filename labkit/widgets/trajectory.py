@@ -3,13 +3,24 @@
 At step k the cloud is moved to ``trajectory[k]`` (``set_offsets``) and a few highlighted
 points draw their paths up to step k (``Line2D.set_data``); the title gives k and, when the
 noise levels of the entries are known, sigma (and t on the schedule).
+
+The Play button needs a live kernel. :meth:`TrajectoryApp.to_html` renders a few steps once into a
+self-contained HTML player (palette PNG frames, a slider and a play button in a few lines of
+JavaScript) that plays in a notebook viewer or on a static website.
 """
 
 from __future__ import annotations
 
+import base64
+import html
+import io
+import json
+import uuid
+
 import ipywidgets as W
 import numpy as np
 import torch
+from PIL import Image
 
 from .. import targets as _targets
 from .._checks import check_float, check_int
@@ -119,3 +130,73 @@ class TrajectoryApp(App):
 
     def controls(self):
         return [W.HBox([self.play, self.slider])]
+
+    def to_html(self, frames: int | None = None, dpi: float = 40.0, interval: int = 150, colors: int = 32) -> str:
+        """A static player of the trajectory: ``frames`` evenly spaced steps (first and last included;
+        default 30, or every entry of a shorter trajectory),
+        rendered once at ``dpi`` as ``colors``-colour PNGs, with a play button and a slider in plain
+        HTML/JavaScript. The step labels are text below the image; the app is left at the step it showed.
+        """
+        frames = min(30, self.steps + 1) if frames is None else check_int("frames", frames, 2, self.steps + 1)
+        dpi = check_float("dpi", dpi, 10.0, 300.0)
+        interval = check_int("interval", interval, 10, 10_000)
+        colors = check_int("colors", colors, 2, 256)
+        shown, title = self.step, self._title.get_text()
+        ks = np.linspace(0, self.steps, frames).round().astype(int).tolist()
+        images, labels = [], []
+        try:
+            for k in ks:
+                self.set_step(k)
+                self._title.set_text("")
+                buffer = io.BytesIO()
+                self.fig.savefig(buffer, format="png", dpi=dpi)
+                images.append(base64.b64encode(_palette_png(buffer.getvalue(), colors)).decode())
+                labels.append(self.label(k).replace("\n", ", "))
+        finally:
+            self.set_step(shown)
+            self._title.set_text(title)
+        return _player_html(images, labels, interval)
+
+
+def _palette_png(png: bytes, colors: int) -> bytes:
+    """``png`` (RGBA) on white, quantised to ``colors`` colours without dithering."""
+    rgba = Image.open(io.BytesIO(png)).convert("RGBA")
+    image = Image.new("RGB", rgba.size, "white")
+    image.paste(rgba, mask=rgba.getchannel("A"))
+    out = io.BytesIO()
+    image.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+_PLAYER = """<div id="{id}" style="font: 12px sans-serif">
+<img alt="reverse trajectory" style="display: block" src="data:image/png;base64,{last}">
+<button type="button">play</button>
+<input type="range" min="0" max="{end}" value="{end}" style="width: 55%; vertical-align: middle">
+<span>{last_label}</span>
+<script>
+(function () {{
+  const root = document.getElementById("{id}"), frames = {frames}, labels = {labels};
+  const img = root.querySelector("img"), slider = root.querySelector("input");
+  const button = root.querySelector("button"), text = root.querySelector("span");
+  let timer = null;
+  function show(i) {{ slider.value = i; img.src = "data:image/png;base64," + frames[i]; text.textContent = labels[i]; }}
+  function stop() {{ clearInterval(timer); timer = null; button.textContent = "play"; }}
+  slider.oninput = function () {{ stop(); show(+slider.value); }};
+  button.onclick = function () {{
+    if (timer) {{ stop(); return; }}
+    if (+slider.value === frames.length - 1) show(0);
+    button.textContent = "pause";
+    timer = setInterval(function () {{
+      if (+slider.value >= frames.length - 1) stop(); else show(+slider.value + 1);
+    }}, {interval});
+  }};
+}})();
+</script>
+</div>"""
+
+
+def _player_html(images: list[str], labels: list[str], interval: int) -> str:
+    """The HTML of a player over base64 PNG ``images``, showing the last one until played."""
+    return _PLAYER.format(id=f"labkit-player-{uuid.uuid4().hex}", last=images[-1], end=len(images) - 1,
+                          last_label=html.escape(labels[-1]), frames=json.dumps(images), labels=json.dumps(labels),
+                          interval=interval)
