@@ -64,6 +64,16 @@ def test_ddpm_trajectory_title_shows_sigma_and_t(ring8, cosine):
     assert f"sigma = {float(s.sigmas[9]):.3g}, t = 9" in app._title.get_text()
 
 
+def test_ddpm_sigmas_follow_the_sampler_start(cosine):
+    t_max = cosine.last_t_below(80.0)
+    sig = ddpm_sigmas(cosine)
+    assert len(sig) == t_max + 2 and cosine.sigmas[t_max] <= 80 < cosine.sigmas[t_max + 1]
+    assert sig[0] == pytest.approx(float(cosine.sigmas[t_max]))
+    assert sig[1:-1] == pytest.approx(cosine.sigmas[:t_max].flip(0).tolist()) and sig[-1] == 0
+    full = ddpm_sigmas(cosine, sigma_max=None)
+    assert len(full) == cosine.T + 1 and full[0] == pytest.approx(cosine.sigma_max)
+
+
 def test_bad_trajectories_are_rejected():
     with pytest.raises(TypeError, match="result_or_trajectory"):
         TrajectoryApp([torch.zeros(3, 2)])

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import samplers
 from .. import targets as _targets
 from .._checks import check_float, check_int
 from ..samplers import SampleResult
@@ -29,11 +30,12 @@ from ..schedules import Schedule
 from .base import App
 
 
-def ddpm_sigmas(schedule: Schedule) -> list[float]:
-    """sigma of each entry of a :func:`labkit.samplers.ddpm` trajectory: sigma_{T-1}, ..., sigma_0, then 0."""
+def ddpm_sigmas(schedule: Schedule, sigma_max: float | None = 80.0) -> list[float]:
+    """sigma of each entry of a :func:`labkit.samplers.ddpm` trajectory started at ``sigma_max`` (its
+    default): sigma_{t_max}, ..., sigma_0, then 0 (``sigma_max=None``: from sigma_{T-1})."""
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a labkit Schedule, got {type(schedule).__name__}")
-    return schedule.sigmas.flip(0).tolist() + [0.0]
+    return samplers.trailing(schedule, schedule.last_t_below(sigma_max) + 1, sigma_max)
 
 
 class TrajectoryApp(App):
