@@ -53,7 +53,7 @@ import torch
 from labkit import cache, metrics, samplers, schedules, targets, train
 from labkit import digits as dg
 from labkit.guidance import cfg
-from labkit.plotting import SAMPLER_COLORS, image_grid
+from labkit.plotting import image_grid
 from labkit.widgets.digits import GuidedDigitsApp, NoisedDigitsApp
 
 schedule = schedules.cosine()
@@ -318,7 +318,8 @@ for (name, nfe), (mmd, acc) in table.items():
 fig, ax = plt.subplots(figsize=(5, 3), layout="constrained")
 for name in ("ddim", "heun", "dpmpp_2m"):
     pts = sorted((nfe, v[0]) for (k, nfe), v in table.items() if k == name)
-    ax.plot(*zip(*pts, strict=True), "o-", color=SAMPLER_COLORS.get(name), label=samplers.SAMPLERS[name].label)
+    ax.plot(*zip(*pts, strict=True), "o-", color=samplers.SAMPLERS[name].colour,
+            label=samplers.SAMPLERS[name].label)
 ax.axhspan(np.mean(floor) - 2 * np.std(floor), np.mean(floor) + 2 * np.std(floor), color="tab:green", alpha=0.15,
            label="floor (real vs held-out, +- 2 sd)")
 ax.set_xscale("log", base=2)

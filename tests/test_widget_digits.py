@@ -24,7 +24,8 @@ def test_t_slider_noises_the_row_in_closed_form_and_redraws_in_place(setup):
     target, schedule, _, _ = setup
     app = NoisedDigitsApp(target, schedule, n=6)
     image = app.image
-    assert np.allclose(np.nan_to_num(image.get_array()[:8, :8]), app.x0[0].reshape(8, 8).numpy())
+    assert np.allclose(image.get_array()[:8, :8], app.x_t[0].reshape(8, 8).numpy())
+    assert (app.x_t - app.x0).abs().max() < 0.1        # t = 0: barely noised
     for t in (500, schedule.T - 1, 0):
         app.t_slider.value = t            # through the control, as a student drags it
         assert app.last_error is None, app.last_error
