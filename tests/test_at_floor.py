@@ -63,13 +63,19 @@ def test_floor_is_cached_per_target_n_and_statistic_and_the_second_call_is_free(
     assert a.values != b.values and a is not first
 
 
-def test_threshold_is_the_one_rule(ring8):
+@pytest.fixture
+def quick_floors(monkeypatch):
+    """Floors of 30 pairs instead of FLOOR_REPEATS, to keep the suite fast (the benchmark uses the default)."""
+    monkeypatch.setattr(metrics, "FLOOR_REPEATS", 30)
+
+
+def test_threshold_is_the_one_rule(ring8, quick_floors):
     floor = metrics.noise_floor(ring8, 200, repeats=20)
     assert floor.sd > 0
     assert floor.threshold == pytest.approx(floor.mean + metrics.FLOOR_Z * floor.sd)
     report = metrics.floor_report(ring8.sample(500, gen(3))[0], ring8, generator=gen(4))
     for name in metrics.STATISTICS:
-        assert report[f"{name}_threshold"] == metrics.noise_floor(ring8, 500, statistic=name).threshold
+        assert report[f"{name}_threshold"] == metrics.noise_floor(ring8, 500, 30, statistic=name).threshold
         assert report[f"{name}_at_floor"] == (report[name] <= report[f"{name}_threshold"])
     assert report["at_floor"] == (report["mmd2_at_floor"] and report["detail_miss_at_floor"])
 
@@ -95,19 +101,19 @@ def _passes(case, table, n, trials, seed):
     return sum(metrics.at_floor(draw(n, g).float(), target, generator=g) for _ in range(trials))
 
 
-def test_calibration_ring8_at_n_1000():
+def test_calibration_ring8_at_n_1000(quick_floors):
     """Fresh ring8 samples pass; each of the five defects fails (the full run: AT_FLOOR.md)."""
     assert _passes("ring8 fresh", perturbed.FRESH, 1000, 6, seed=10) >= 5
     for case in RING8_BAD:
         assert _passes(case, perturbed.PERTURBATIONS, 1000, 3, seed=11) == 0, case
 
 
-def test_calibration_moons_at_n_500():
+def test_calibration_moons_at_n_500(quick_floors):
     assert _passes("moons fresh", perturbed.FRESH, 500, 6, seed=12) >= 5
     assert _passes("moons curve noise doubled", perturbed.PERTURBATIONS, 500, 3, seed=13) == 0
 
 
-def test_the_seed_mmd_is_blind_to_modes_2_3x_too_wide_and_the_detail_criterion_is_not(ring8):
+def test_the_seed_mmd_is_blind_to_modes_2_3x_too_wide_and_the_detail_criterion_is_not(ring8, quick_floors):
     g = gen(14)
     for _ in range(3):
         report = metrics.floor_report(perturbed.ring8_like(1000, g, sd=0.23).float(), ring8, generator=g)

@@ -55,7 +55,7 @@ def test_near_zero_in_expectation_for_equal_distributions():
 
 def test_large_for_different_distributions():
     ring8, moons = targets.get("ring8"), targets.get("moons")
-    floor = metrics.noise_floor(ring8, 300, repeats=5, generator=gen(0))
+    floor = metrics.noise_floor(ring8, 300, repeats=30, generator=gen(0))
     assert metrics.mmd2(ring8.sample(300, gen(1))[0], moons.sample(300, gen(2))[0]) > 5 * floor.threshold
 
 
