@@ -123,3 +123,34 @@ class MixtureEps:
 def eps_fn(target: GaussianMixture, schedule: Schedule, classes=None):
     """The exact eps function of ``target`` under ``schedule`` (conditioned on ``classes``)."""
     return MixtureEps(target, schedule).eps_fn(classes)
+
+
+class _MixtureVelocity:
+    """Exact marginal velocity v*(x, t, c) = E[eps - x_0 | x_t = x, c] on the linear path
+    x_t = (1 - t) x_0 + t eps (labkit.flow): the mixture scaled by a = 1 - t, noise variance t^2.
+
+    Per component k (x_0 ~ N(mu_k, s_k^2 I), v_k = a^2 s_k^2 + t^2), E[eps | x, k] = t (x - a mu_k) / v_k
+    and E[x_0 | x, k] = mu_k + a s_k^2 (x - a mu_k) / v_k, so
+    v* = sum_k r_k(x) [(t - a s_k^2) (x - a mu_k) / v_k - mu_k].
+    Finite at t = 0 and t = 1; float64 inside, x's dtype out. Called like a velocity model (for guidance.cfg).
+    """
+
+    def __init__(self, target: GaussianMixture):
+        self.target = _check_mixture(target)
+        self.num_classes = self.null = target.num_classes
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        t = t.to(torch.float64)
+        a = 1 - t
+        log_terms, diff, var = _log_terms(self.target, x, t.square(), a, None if c is None else c.long())
+        r = torch.softmax(log_terms, dim=1)                                          # posterior r_k(x)
+        v_k = ((t[:, None] - a[:, None] * self.target.stds.square()) / var)[..., None] * diff - self.target.means
+        return (r[..., None] * v_k).sum(1).to(x.dtype)
+
+
+def velocity_fn(target: GaussianMixture, classes=None):
+    """The exact marginal velocity function v(x, t) = E[eps - x_0 | x_t = x] of ``target`` on the linear
+    path (t in [0, 1], :mod:`labkit.flow`), conditioned on ``classes`` (None: the whole mixture)."""
+    from .guidance import cfg
+
+    return cfg(_MixtureVelocity(target), classes, 0.0)
