@@ -79,10 +79,15 @@ print(ring8, cosine)
 #   {\sum_j \pi_j \mathcal N(x; \sqrt{\bar\alpha_t}\mu_j, v_j I)} ,$$
 #
 # each component pulling $x$ to its centre, weighted by how responsible it is for $x$. This is
-# `labkit.oracle.MixtureEps.score`, valid at any (fractional) $t$:
+# `labkit.oracle.MixtureEps.score`, valid at any (fractional) $t$: the mixture scaled by
+# $a = \sqrt{\bar\alpha_t}$ with noise of variance $v = 1 - \bar\alpha_t$ added. The mixture math below it
+# (log-terms $\log \pi_k \mathcal N(x; a\mu_k, v_k I)$, posterior $r_k$, score) is written once in
+# `labkit.oracle` and serves this chapter's single-sigma section ($a = 1$, $v = \sigma^2$) too:
 
 # %%
 print(inspect.getsource(oracle.MixtureEps.score))
+print(inspect.getsource(oracle._score))
+print(inspect.getsource(oracle._log_terms))
 
 # %% [markdown]
 # ### Check against automatic differentiation
@@ -90,7 +95,7 @@ print(inspect.getsource(oracle.MixtureEps.score))
 # To differentiate $\log p_t$ we need it as a function. Write $x_t = \sqrt{\bar\alpha_t}\,\tilde x$
 # with $\tilde x = x_0 + \sigma_t\epsilon$, $\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$
 # (chapter 1). $\tilde x$ is the data blurred by $\mathcal N(0, \sigma_t^2 I)$, whose density
-# $p_\sigma$ is the mixture with variances $s_k^2 + \sigma^2$ (`labkit.dsm.smoothed_log_prob`); a
+# $p_\sigma$ is the mixture with variances $s_k^2 + \sigma^2$ (`labkit.oracle.mixture_log_prob` with `noise_var` $= \sigma^2$); a
 # change of variables in 2-D gives
 #
 # $$\log p_t(x) = \log p_{\sigma_t}\!\big(x/\sqrt{\bar\alpha_t}\big) - \log\bar\alpha_t .$$
@@ -106,7 +111,7 @@ mixture = oracle.MixtureEps(ring8, cosine)
 
 def log_p_t(x, t):
     abar = cosine.alphas_cumprod[t]
-    return dsm.smoothed_log_prob(ring8, cosine.sigmas[t].item(), x / abar.sqrt()) - abar.log()
+    return oracle.mixture_log_prob(ring8, x / abar.sqrt(), cosine.sigmas[t].item() ** 2) - abar.log()
 
 
 print(f"{'t':>4} {'sigma_t':>8} | max relative difference to the oracle: autograd, finite differences")
@@ -273,7 +278,7 @@ ring_points = 2.0 * torch.stack([between.cos(), between.sin()], dim=1)
 tangent = torch.stack([-between.sin(), between.cos()], dim=1)  # along the ring, away from mode k
 print(f"{'sigma':>6} | log p_sigma: mode - gap on the ring | learned score on the ring: share along the ring")
 for name, sigma in sigmas.items():
-    log_p = dsm.smoothed_log_prob(ring8, sigma, circle)
+    log_p = oracle.mixture_log_prob(ring8, circle, sigma**2)
     with torch.no_grad():
         s = nets[name](ring_points.float()).double()
     along = ((s * tangent).sum(1).abs() / s.norm(dim=1)).mean().item()

@@ -83,8 +83,12 @@ print(target, schedule)
 #
 # The minimiser is the conditional mean $\epsilon^*(x_t, t) = \mathbb E[\epsilon \mid x_t]
 # = -\sqrt{1-\bar\alpha_t}\,\nabla\log p_t(x_t)$ (Tweedie's formula), so a perfect eps-network
-# gives the exact score. This is labkit's training loop; the loss is the line
-# `loss = (model(x_t, t, c) - eps).square().mean()`:
+# gives the exact score. This is labkit's `train`, line by line DDPM's Algorithm 1 (plus label
+# dropout, below): each step draws $x_0, c$ from the data, $t$ uniformly, $\epsilon \sim \mathcal N(0, I)$,
+# forms $x_t$ with `q_sample` (chapter 1) and returns $\|\epsilon_\theta(x_t, t, c) - \epsilon\|^2$. The loop
+# around it, `train.fit` (Adam, learning-rate decay, progress, Ctrl-C), is the same for every model of
+# the course: the radius model of chapter 5 uses this `train`, the single-sigma score nets of chapter 2
+# give `fit` their own loss.
 
 # %%
 print(inspect.getsource(train.train))
@@ -169,8 +173,8 @@ print("cosine similarity of the embeddings of t = 500 and t = 500 + d:",
 print(inspect.getsource(model.EpsMLP.forward))
 net = train.new_model(target, schedule, seed=0)
 print(net)
-print(f"classes: {target.num_classes}, class embedding rows: {net.class_embedding.num_embeddings} "
-      f"(null token = {net.null_class}), parameters: {sum(p.numel() for p in net.parameters())}")
+print(f"classes: {target.num_classes}, class embedding rows: {net.cond_embedding.num_embeddings} "
+      f"(null token = {net.null}), parameters: {sum(p.numel() for p in net.parameters())}")
 
 # %% [markdown]
 # ## Live training

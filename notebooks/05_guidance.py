@@ -51,6 +51,7 @@ import torch
 
 from labkit import cache, continuous, guidance, metrics, oracle, samplers, schedules, targets, train
 from labkit.guidance import cfg
+from labkit.model import ScalarEmbedding
 from labkit.plotting import scatter
 from labkit.widgets.guidance import GuidanceApp
 
@@ -78,7 +79,7 @@ for target, recipe in ((ring8, {}), (moons, {"steps": 2000})):
 # %%
 print("\n".join(line for line in inspect.getsource(train.train).splitlines()
                 if "drop" in line))
-print(models["ring8"].class_embedding, "-> rows 0..7: modes, row 8: the null token")
+print(models["ring8"].cond_embedding, "-> rows 0..7: modes, row 8: the null token")
 
 # %% [markdown]
 # Sampling $p(x \mid c)$ needs nothing new: the samplers take any eps function, and
@@ -282,15 +283,18 @@ for target, c in ((ring8, 0), (moons, 0)):
 #
 # A label need not be a class. `labkit.continuous.RadiusRing` draws circles with a random radius
 # $r \sim U[0.5, 2.5]$ (angle uniform, radial noise 0.05), and the condition is $r$ itself. The
-# network replaces the lookup table by a small embedding of the number, $\mathrm{SiLU}(a\,r + b)$ (16
-# features), and keeps a learned null vector, chosen by $r = \text{NaN}$, for label dropout and guidance:
+# network is the same `EpsMLP` with another condition embedding (`cond="scalar"`, chosen by the ring's
+# training recipe): the lookup table is replaced by a small embedding of the number,
+# $\mathrm{SiLU}(a\,r + b)$ (16 features), with a learned null vector, chosen by $r = \text{NaN}$, for
+# label dropout and guidance. It is built by `train.new_model` and trained by the same `train.train`:
 
 # %%
-print(inspect.getsource(continuous.RadiusEpsMLP.embed_condition))
+print(inspect.getsource(ScalarEmbedding.forward))
 radius_ring = continuous.RadiusRing()
 start = time.perf_counter()
-radius_model = continuous.new_model(schedule, seed=0)
-history = continuous.train(radius_model, radius_ring, schedule, steps=2000, seed=0, progress=False)
+radius_model = train.new_model(radius_ring, schedule, seed=0)
+history = train.train(radius_model, radius_ring, schedule, steps=2000, lr=train.recipe(radius_ring)["lr"], seed=0,
+                      progress=False)
 print(f"2000 steps in {time.perf_counter() - start:.1f} s, final loss (mean of last 200) {np.mean(history[-200:]):.3f}")
 
 # %% [markdown]
@@ -310,8 +314,9 @@ plt.show()
 
 # %% [markdown]
 # The mean radius follows the request; the rings are a little wider than the data's, the price of
-# a 2000-step model. Guidance works the same way with a number as with a class: at $w = 2$ the
-# radial spread at $r = 1.5$ narrows.
+# a 2000-step model. Guidance works the same way with a number as with a class, through the same
+# `cfg` (`sample_at_radius` samples with `cfg(radius_model, r, w)`): at $w = 2$ the radial spread at
+# $r = 1.5$ narrows.
 
 # %%
 for w in (0.0, 2.0):

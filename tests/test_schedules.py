@@ -88,3 +88,13 @@ def test_last_t_below_sigma_max(cosine):
     t_max = cosine.last_t_below(80.0)
     assert cosine.sigmas[t_max] <= 80.0 < cosine.sigmas[t_max + 1]
     assert cosine.last_t_below(None) == cosine.T - 1
+
+
+def test_q_sample_without_checks_is_the_same_formula(cosine):
+    x0 = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(6, 2, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([0, 1, 10, 500, 998, 999])
+    assert torch.equal(cosine.q_sample(x0, t, noise, check=False), cosine.q_sample(x0, t, noise))
+    abar = cosine.alphas_cumprod[t][:, None]
+    torch.testing.assert_close(cosine.q_sample(x0.double(), t, noise.double()),
+                               abar.sqrt() * x0.double() + (1 - abar).sqrt() * noise.double())
