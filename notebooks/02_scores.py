@@ -95,8 +95,8 @@ print(inspect.getsource(oracle._log_terms))
 # To differentiate $\log p_t$ we need it as a function. Write $x_t = \sqrt{\bar\alpha_t}\,\tilde x$
 # with $\tilde x = x_0 + \sigma_t\epsilon$, $\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$
 # (chapter 1). $\tilde x$ is the data blurred by $\mathcal N(0, \sigma_t^2 I)$, whose density
-# $p_\sigma$ is the mixture with variances $s_k^2 + \sigma^2$ (`labkit.oracle.mixture_log_prob` with `noise_var` $= \sigma^2$); a
-# change of variables in 2-D gives
+# $p_\sigma$ is the mixture with variances $s_k^2 + \sigma^2$ (`labkit.oracle.mixture_log_prob` with
+# `noise_var` $= \sigma^2$); a change of variables in 2-D gives
 #
 # $$\log p_t(x) = \log p_{\sigma_t}\!\big(x/\sqrt{\bar\alpha_t}\big) - \log\bar\alpha_t .$$
 #
