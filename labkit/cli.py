@@ -90,9 +90,10 @@ def cmd_quality(args) -> int:
 
     from .plotting import plot_quality
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    plot_quality(result, axes[0], x_axis="steps")
-    plot_quality(result, axes[1], x_axis="nfe")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), layout="constrained")
+    for row, metric in zip(axes, ("mmd2", "detail_miss"), strict=True):
+        plot_quality(result, row[0], x_axis="steps", metric=metric)
+        plot_quality(result, row[1], x_axis="nfe", metric=metric)
     fig.savefig(args.out / "quality.png", dpi=120)
     print(format_table(result))
     print(f"wrote {args.out / 'quality.json'} and {args.out / 'quality.png'}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import torch
 
+from .metrics import STATISTICS
 from .samplers import SAMPLERS
 
 
@@ -24,18 +25,19 @@ def scatter(ax, x: torch.Tensor, c: torch.Tensor | None = None, *, s: float = 3,
 
 def plot_quality(result: dict, ax=None, x_axis: str = "nfe", metric: str = "mmd2"):
     """``metric`` (mean +- sd over seeds) against NFE or steps, one line per (sampler, grid), with the
-    noise floor's band (mean +- 2 sd). The y axis is symlog, so values under the floor's mean, negative
-    ones included (the unbiased MMD^2 of equal distributions is negative about half the time), show."""
+    noise floor's band (up to its threshold, ``metrics.Floor.threshold``). The y axis is symlog, so
+    values under the floor's mean show, negative ones included (the unbiased MMD^2 of two samples of
+    one distribution is negative more than half the time: its null distribution is skewed right)."""
     if x_axis not in ("nfe", "steps"):
         raise ValueError(f"x_axis must be 'nfe' or 'steps', got {x_axis!r}")
-    floor_key = {"mmd2": "floor", "detail": "detail_floor"}.get(metric)
+    floor_key = {"mmd2": "floor", "detail_miss": "detail_floor"}.get(metric)
     if floor_key is None or floor_key not in result:
-        raise ValueError(f"metric must be 'mmd2' or 'detail' (when the result has it), got {metric!r}")
+        raise ValueError(f"metric must be 'mmd2' or 'detail_miss' (when the result has it), got {metric!r}")
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     floor = result[floor_key]
-    ax.axhspan(floor["mean"] - 2 * floor["sd"], floor["mean"] + 2 * floor["sd"], color="tab:green", alpha=0.15,
-               label="noise floor (mean +- 2 sd)")
+    ax.axhspan(floor["mean"] - floor["threshold"] + floor["mean"], floor["threshold"], color="tab:green", alpha=0.15,
+               label="noise floor (up to its threshold)")
     ax.axhline(floor["mean"], color="tab:green", lw=1)
     for name, grid in dict.fromkeys((r["sampler"], r.get("grid")) for r in result["records"]):
         recs = [r for r in result["records"] if r["sampler"] == name and r.get("grid") == grid]
@@ -44,10 +46,9 @@ def plot_quality(result: dict, ax=None, x_axis: str = "nfe", metric: str = "mmd2
                     yerr=[r[f"{metric}_sd"] for r in recs], marker="o", capsize=3, label=label,
                     color=SAMPLERS[name].colour, ls="--" if grid == "trailing" else "-")
     ax.set_xscale("log", base=2)
-    ax.set_yscale("symlog", linthresh=max(abs(floor["mean"]) + 2 * floor["sd"], 1e-6))
+    ax.set_yscale("symlog", linthresh=max(abs(floor["threshold"]), 1e-6))
     ax.set_xlabel("network evaluations (NFE)" if x_axis == "nfe" else "sampler steps N")
-    ax.set_ylabel({"mmd2": "MMD$^2$ to the target (seed's bandwidths)",
-                   "detail": "detail-scale statistic"}[metric])
+    ax.set_ylabel(STATISTICS[metric][0].replace("MMD²", "MMD$^2$"))
     ax.set_title(f"{result['target']}: quality vs {'NFE' if x_axis == 'nfe' else 'steps'} "
                  f"(n = {result['n']}, {result['seeds']} seeds)")
     ax.legend(fontsize=7)

@@ -1,9 +1,11 @@
-"""Sample quality against the number of sampler steps, measured by kernel MMD^2.
+"""Sample quality against the number of sampler steps: the seed's MMD^2, the detail-scale statistic
+and ``metrics.at_floor``.
 
 The experiment behind chapter 7 and ``python -m labkit quality``: for each sampler and step
-count, MMD^2 between n samples and n fresh target points, over several seeds, beside the noise
-floor (MMD^2 between two fresh target batches). All samplers share each seed's noise, so their
-differences are not drowned by sampling noise.
+count, both statistics of ``labkit.metrics`` between n samples and n fresh target points, over
+several seeds, beside their noise floors (the statistic between two fresh target batches). All
+samplers share each seed's noise and reference batch, so their differences are not drowned by
+sampling noise. A record is at the floor when ``metrics.floor_report`` says so for every seed.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import inspect
 import torch
 from tqdm.auto import tqdm
 
+from . import metrics
 from . import samplers as _samplers
 from ._checks import check_int
-from .metrics import mmd2, noise_floor
 from .schedules import Schedule
 from .targets import Target
 
@@ -58,12 +60,12 @@ def run_quality(eps_fn, target: Target, schedule: Schedule, samplers=("ddim", "h
         raise ValueError(f"grid must be None or one of {list(_samplers.GRIDS)}, got {grid!r}")
     if any(_samplers.SAMPLERS[s].takes_steps for s in names) and grid in (None, "trailing"):
         _samplers.ddim_timesteps(schedule, max(steps))  # fail early if too many for the schedule
-    n = check_int("n", n, 2, 100_000)
+    n = check_int("n", n, metrics.DETAIL_K + 1, 100_000)
     seeds = check_int("seeds", seeds, 1, 1000)
     seed = check_int("seed", seed, 0, 2**63 - 1)
     should_stop = getattr(stop, "is_set", stop) or (lambda: False)
     g = torch.Generator().manual_seed(seed)
-    floor = noise_floor(target, n, repeats=max(5, seeds), generator=g)
+    floors = {s: metrics.noise_floor(target, n, statistic=s) for s in metrics.STATISTICS}
     jobs = [(s, k) for s in names for k in (steps if _samplers.SAMPLERS[s].takes_steps else [None])]
     values: dict = {job: [] for job in jobs}
     nfe, done, cancelled = {}, 0, False
@@ -78,7 +80,7 @@ def run_quality(eps_fn, target: Target, schedule: Schedule, samplers=("ddim", "h
                 break
             kwargs = {"grid": grid} if grid is not None and k is not None else {}
             result = _samplers.run(name, eps_fn, schedule, noise, k, generator=g, keep_trajectory=False, **kwargs)
-            values[(name, k)].append(mmd2(result.x, reference))
+            values[(name, k)].append(_measure(result.x, reference, target))
             nfe[(name, k)] = result.nfe
             done += 1
             bar.update(1)
@@ -89,36 +91,60 @@ def run_quality(eps_fn, target: Target, schedule: Schedule, samplers=("ddim", "h
     bar.close()
     records = []
     for name, k in jobs:
-        v = torch.tensor(values[(name, k)], dtype=torch.float64)
-        if len(v) == 0:
+        if not values[(name, k)]:
             continue
-        records.append({"sampler": name, "grid": _grid_of(name, grid),
-                        "steps": k if k is not None else nfe[(name, k)], "nfe": nfe[(name, k)],
-                        "mmd2_mean": float(v.mean()), "mmd2_sd": float(v.std()) if len(v) > 1 else 0.0,
-                        "mmd2": v.tolist()})
+        record = {"sampler": name, "grid": _grid_of(name, grid),
+                  "steps": k if k is not None else nfe[(name, k)], "nfe": nfe[(name, k)]}
+        for stat in metrics.STATISTICS:
+            v = torch.tensor([m[stat] for m in values[(name, k)]], dtype=torch.float64)
+            record.update({f"{stat}_mean": float(v.mean()), f"{stat}_sd": float(v.std()) if len(v) > 1 else 0.0,
+                           stat: v.tolist()})
+        verdicts = [m["at_floor"] for m in values[(name, k)]]
+        record["at_floor_seeds"] = None if None in verdicts else sum(verdicts)
+        record["at_floor"] = None if None in verdicts else all(verdicts)
+        records.append(record)
     out = {"target": target.name, "schedule": schedule.name, "n": n, "seeds": seeds, "grid": grid,
-           "floor": {"mean": floor.mean, "sd": floor.sd}, "records": records}
+           **{_FLOOR_KEYS[s]: {"mean": f.mean, "sd": f.sd, "threshold": f.threshold} for s, f in floors.items()},
+           "records": records}
     if cancelled:
         out["cancelled"] = True
     return out
 
 
-def at_floor(result: dict, sampler: str, steps: int) -> bool:
-    """Whether ``sampler`` at ``steps`` is within 2 floor spreads of the floor (mean over seeds)."""
-    floor = result["floor"]
+_FLOOR_KEYS = {"mmd2": "floor", "detail_miss": "detail_floor"}
+
+
+def _measure(x: torch.Tensor, reference: torch.Tensor, target) -> dict:
+    """Both statistics of x against ``reference`` and the verdict of :func:`metrics.floor_report`
+    (None below the n it is calibrated for; False, with NaN statistics, for a non-finite sample)."""
+    if not torch.isfinite(x).all():
+        return {**{s: float("nan") for s in metrics.STATISTICS}, "at_floor": False}
+    if len(x) >= metrics.MIN_N:
+        report = metrics.floor_report(x, target, reference=reference)
+        return {**{s: report[s] for s in metrics.STATISTICS}, "at_floor": report["at_floor"]}
+    return {**{s: fn(x, reference) for s, (_, fn) in metrics.STATISTICS.items()}, "at_floor": None}
+
+
+def at_floor(result: dict, sampler: str, steps: int) -> bool | None:
+    """Whether ``sampler`` at ``steps`` is at the floor (``metrics.floor_report``) in every seed; None
+    when n is below the sample size at_floor is calibrated for."""
     rec = next((r for r in result["records"] if r["sampler"] == sampler and r["steps"] == steps), None)
     if rec is None:
         raise ValueError(f"no record for sampler={sampler!r}, steps={steps}")
-    return rec["mmd2_mean"] <= floor["mean"] + 2 * floor["sd"]
+    return rec["at_floor"]
 
 
 def format_table(result: dict) -> str:
-    """The records as a fixed-width text table, with the floor underneath."""
-    lines = [f"{'sampler':<8}{'steps':>6}{'NFE':>6}{'MMD^2 mean':>13}{'sd':>11}  at floor"]
+    """The records as a fixed-width text table, with both floors underneath."""
+    lines = [f"{'sampler':<10}{'grid':>9}{'steps':>6}{'NFE':>6}{'MMD^2 mean':>12}{'sd':>10}"
+             f"{'detail mean':>13}{'sd':>8}  at floor"]
     for r in result["records"]:
-        lines.append(f"{r['sampler']:<8}{r['steps']:>6}{r['nfe']:>6}{r['mmd2_mean']:>13.5f}"
-                     f"{r['mmd2_sd']:>11.5f}  {'yes' if at_floor(result, r['sampler'], r['steps']) else 'no'}")
-    f = result["floor"]
-    lines.append(f"noise floor: {f['mean']:.5f} +- {f['sd']:.5f} (n = {result['n']}, "
-                 f"at floor means <= mean + 2 sd = {f['mean'] + 2 * f['sd']:.5f})")
+        verdict = "n/a" if r["at_floor"] is None else f"{'yes' if r['at_floor'] else 'no'} ({r['at_floor_seeds']}/" \
+            f"{len(r['mmd2'])} seeds)"
+        lines.append(f"{r['sampler']:<10}{r['grid'] or '-':>9}{r['steps']:>6}{r['nfe']:>6}{r['mmd2_mean']:>12.5f}"
+                     f"{r['mmd2_sd']:>10.5f}{r['detail_miss_mean']:>13.4f}{r['detail_miss_sd']:>8.4f}  {verdict}")
+    f, d = result["floor"], result["detail_floor"]
+    lines.append(f"noise floor (n = {result['n']}): MMD^2 {f['mean']:.5f} +- {f['sd']:.5f}, detail "
+                 f"{d['mean']:.4f} +- {d['sd']:.4f}; at the floor = both at or below mean + "
+                 f"{metrics.FLOOR_Z:g} sd ({f['threshold']:.5f}, {d['threshold']:.4f}) in every seed")
     return "\n".join(lines)

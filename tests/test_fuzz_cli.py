@@ -208,7 +208,7 @@ def test_cli_rejects_bad_options_naming_them_and_keeps_the_checkpoint(ckpt, case
     elif command == "train":
         argv += ["--checkpoint", keep]
     else:
-        argv += ["--exact", "--out", work / "q", "--steps", "2", "--n", "4", "--seeds", "1"]
+        argv += ["--exact", "--out", work / "q", "--steps", "2", "--n", "20", "--seeds", "1"]
     argv += ["--quiet"]
     # The option under test comes first; argparse keeps the last value, so drop the defaults above.
     for i in range(len(argv) - 2, 1, -1):
