@@ -104,7 +104,11 @@ def test_guided_velocity_is_the_cfg_combination_and_counts_two_forwards(ring8):
     t = torch.full((20,), 0.4)
     vc, vn = flow.velocity_fn(model, 2)(x, t), flow.velocity_fn(model)(x, t)
     torch.testing.assert_close(flow.velocity_fn(model, 2, w=3.0)(x, t), 4 * vc - 3 * vn, rtol=1e-5, atol=1e-5)
-    assert flow.sample(guidance.cfg(oracle._MixtureVelocity(ring8), 2, 1.0), x, 3).x.shape == x.shape
+    assert flow.sample(flow.velocity_fn(model, 2, w=3.0), x, 3).nfe == 6
+    assert flow.sample(flow.velocity_fn(model, 2), x, 3).nfe == 3
+    x, t = x.double(), t.double()
+    exact_guided = guidance.cfg(oracle._MixtureVelocity(ring8), 2, 1.0)(x, t)
+    torch.testing.assert_close(exact_guided, 2 * oracle.velocity_fn(ring8, 2)(x, t) - oracle.velocity_fn(ring8)(x, t))
 
 
 def test_sample_rejects_bad_input():
