@@ -49,6 +49,38 @@ print(linear)
 print(cosine)
 
 # %% [markdown]
+# ## Notation (the whole course)
+#
+# Every chapter uses these symbols with these meanings only; labkit's names are in the last column.
+#
+# | symbol | meaning | labkit |
+# |---|---|---|
+# | $x_0$ | a data point (only data, never a sampler's start) | `Target.sample` |
+# | $t$, $T$ | step $0, \dots, T-1$, $t = 0$ least noisy (the papers' step $t + 1$); $T = 1000$ | `.T` |
+# | $\beta_t$, $\alpha_t$ | variance of one forward step; $\alpha_t = 1 - \beta_t$ | `.betas`, `.alphas` |
+# | $\bar\alpha_t$ | $\prod_{s \le t}\alpha_s$, the signal variance left at $t$ | `.alphas_cumprod` |
+# | $x_t$ | noised point $\sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$ (VP coordinates) | `.q_sample` |
+# | $\epsilon$; $z$ | the noise in $x_t$; fresh $\mathcal N(0, I)$ noise drawn inside a step | |
+# | $\mathrm{SNR}_t$ | $\bar\alpha_t / (1-\bar\alpha_t)$ | `.snr()` |
+# | $\sigma_t$, $\sigma$ | **only the noise level**, $\sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$ | `.sigmas` |
+# | $\sigma_{\max}$, $\sigma_{\min}$ | the largest and smallest noise level of a schedule or a sampler | `sigma_max=` |
+# | $\lambda$ | $-\log\sigma$ (half the log-SNR), DPM-Solver's time (chapter 6) | |
+# | $p_t$ | the density of $x_t$; $p_0$ is the data | |
+# | $\nabla\log p_t$, $s_\theta$ | the score of $p_t$, and a network's estimate of it | `score_field` |
+# | $\epsilon_\theta$, $\hat\epsilon$, $\epsilon^*$ | the eps-network; its output in a sampler; the exact eps | |
+# | $\hat x_0$ | predicted data point $(x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$ | |
+# | $D(x; \sigma)$ | the denoiser: $\hat x_0$ from $x = x_0 + \sigma\epsilon$ (chapters 4, 6) | `Denoiser` |
+# | $\tilde\mu_t$, $\tilde\beta_t$ | mean and variance of the posterior $q(x_{t-1}\mid x_t, x_0)$ (chapter 4) | |
+# | $\sigma_{\rm up}$, $\sigma_{\rm down}$ | an ancestral step's fresh noise, Euler target (chapter 4) | `ancestral` |
+# | $\delta_i$ | the step size of Langevin dynamics (chapter 4) | `step_size` |
+# | $c$, $\varnothing$ | a condition (class or radius), and the null token | `null` |
+# | $w$ | CFG weight, $w = 0$ conditional; diffusers' guidance scale is $1 + w$ | `cfg` |
+# | $\mu_k$, $s_k$, $\pi_k$ | mean, sd and weight of a mixture component | `target.means` |
+# | $\eta$ | DDIM's noise: 0 deterministic, 1 DDPM (chapter 6) | `eta=` |
+#
+# (The cosine schedule's offset $s = 0.008$ below is the one other use of a letter.)
+
+# %% [markdown]
 # ## The forward process
 #
 # Fix variances $\beta_1, \dots, \beta_T \in (0, 1)$ (the *schedule*) and add noise one step at a
@@ -75,8 +107,8 @@ print(cosine)
 #   \qquad x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon,\quad \epsilon\sim\mathcal N(0, I).$$
 #
 # Training never runs the chain: it jumps straight to a random $t$. In labkit the steps are indexed
-# $t = 0, \dots, T-1$ with $t = 0$ the least noisy (as in diffusers), and `Schedule.q_sample` is this
-# formula:
+# $t = 0, \dots, T-1$ with $t = 0$ the least noisy (as in diffusers): labkit's $t$ is the papers' step
+# $t + 1$, and $\bar\alpha_{-1} = 1$. `Schedule.q_sample` is this formula:
 
 # %%
 print(inspect.getsource(schedules.Schedule.q_sample))
@@ -112,11 +144,15 @@ for t, (mean, var) in checkpoints.items():
 #
 # **Linear** (Ho et al. 2020, Sec. 4): $\beta_t$ linear from $10^{-4}$ to $0.02$ over $T = 1000$.
 #
-# **Cosine** (Nichol & Dhariwal 2021, Eq. 17): define $\bar\alpha$ directly,
-# $\bar\alpha_t = f(t)/f(0)$ with $f(t) = \cos^2\!\big(\frac{t/T + s}{1+s}\cdot\frac{\pi}{2}\big)$,
-# $s = 0.008$, and take $\beta_t = \min(1 - \bar\alpha_t/\bar\alpha_{t-1},\ 0.999)$. It was designed
-# so that $\bar\alpha_t$ falls roughly linearly in the middle of the process instead of collapsing
-# early, which wastes fewer steps on almost-pure noise.
+# **Cosine** (Nichol & Dhariwal 2021, Eq. 17): define $\bar\alpha$ directly. In the paper's indexing
+# (steps $1, \dots, T$, with $\bar\alpha = 1$ at step 0), $\bar\alpha = f(\tau)/f(0)$ at step $\tau$, with
+# $f(\tau) = \cos^2\!\big(\frac{\tau/T + s}{1+s}\cdot\frac{\pi}{2}\big)$, $s = 0.008$ (an offset, used
+# only here), and $\beta = \min(1 - \bar\alpha_\tau/\bar\alpha_{\tau-1},\ 0.999)$. labkit counts from 0:
+# **labkit's $t$ is the paper's step $\tau = t + 1$**, so $\bar\alpha_t = f(t+1)/f(0)$ and labkit's
+# $t = 0$ already holds one step of noise ($\sigma_0 = 0.0064$, printed below); the code below computes
+# $\beta_t$ from $f((t+1)/T)/f(t/T)$ for exactly that reason. The schedule was designed so that
+# $\bar\alpha_t$ falls roughly linearly in the middle of the process instead of collapsing early, which
+# wastes fewer steps on almost-pure noise.
 
 # %%
 print(inspect.getsource(schedules.cosine))
