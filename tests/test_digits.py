@@ -66,9 +66,12 @@ def test_same_seed_same_sample_and_another_seed_another(target):
     assert not torch.equal(a, d)
 
 
-def test_names_rejects_a_bad_dim():
+def test_bad_input_names_the_parameter():
     rejects(lambda: targets.names(dim=0), "dim")
     rejects(lambda: targets.names(dim="2"), "dim")
+    rejects(lambda: targets.Digits(held_out=0.0), "held_out")
+    rejects(lambda: targets.Digits(held_out=1.0), "held_out")
+    rejects(lambda: targets.get("digits").sample(5, classes=10), "classes")
 
 
 def test_a_short_training_run_lowers_the_loss(target):
