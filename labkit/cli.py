@@ -119,8 +119,10 @@ def cmd_sample(args) -> int:
     g = torch.Generator().manual_seed(args.seed)
     noise = torch.randn(args.n, target.dim, generator=g)
     kwargs = {"grid": args.grid} if args.grid is not None and SAMPLERS[args.sampler].takes_steps else {}
+    # The target's own start (digits: sigma_max 5, where its model's x0_hat is still usable) unless given.
+    sigma_max = args.sigma_max if args.sigma_max is not None else getattr(target, "sampling", {}).get("sigma_max", 80.0)
     result = run_sampler(args.sampler, cfg(model, args.cls, args.w), schedule, noise, args.steps, generator=g,
-                         keep_trajectory=False, **kwargs)
+                         keep_trajectory=False, sigma_max=sigma_max, **kwargs)
     classes = torch.full((args.n,), -1 if args.cls is None else args.cls)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.out.suffix == ".png":
@@ -147,7 +149,7 @@ def _plot_samples(args, target, result, classes) -> None:
     if target.dim == 2:
         plotting.scatter(ax, result.x, None if args.cls is None else classes, title=title)
     else:
-        plotting.image_grid(ax, result.x[:100], ncols=10, title=title)
+        plotting.image_grid(ax, result.x[:100], ncols=10, shape=target.image_shape, title=title)
     fig.savefig(args.out, dpi=120)
 
 
@@ -185,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(s)
     s.add_argument("--sampler", default="heun", choices=list(SAMPLERS))
     s.add_argument("--grid", choices=list(GRIDS), default=None, help="sigma grid (default: the sampler's own)")
+    s.add_argument("--sigma-max", type=float, default=None,
+                   help="the noise level sampling starts from (default: the target's, 80 for the 2-D targets)")
     s.add_argument("--steps", type=int, default=16)
     s.add_argument("--n", type=int, default=1000)
     s.add_argument("--w", type=float, default=0.0, help="guidance weight (0 = conditional)")

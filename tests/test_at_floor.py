@@ -118,3 +118,19 @@ def test_the_seed_mmd_is_blind_to_modes_2_3x_too_wide_and_the_detail_criterion_i
     for _ in range(3):
         report = metrics.floor_report(perturbed.ring8_like(1000, g, sd=0.23).float(), ring8, generator=g)
         assert report["mmd2_at_floor"] and not report["detail_miss_at_floor"] and not report["at_floor"]
+
+
+def test_the_shipped_floors_are_what_labkit_computes():
+    # labkit/floors.json (scripts/compute_floors.py) holds FLOOR_REPEATS seeded pairs per target, n and
+    # statistic; the first pairs of the same seeded draw, recomputed here, must be the shipped ones.
+    for name in targets.names(2):
+        for n in (500, 1000):
+            for statistic in metrics.STATISTICS:
+                shipped = metrics._shipped_floor(targets.get(name), n, statistic)
+                assert shipped is not None and len(shipped.values) == metrics.FLOOR_REPEATS, (name, n, statistic)
+    for statistic in metrics.STATISTICS:
+        again = metrics.noise_floor(targets.get("moons"), 500, repeats=3, generator=gen(0), statistic=statistic)
+        assert again.values == pytest.approx(metrics._shipped_floor(targets.get("moons"), 500, statistic).values[:3],
+                                             rel=1e-9, abs=1e-12)
+    # A look-alike target (another ring8) gets no shipped floor.
+    assert metrics._shipped_floor(targets.ring(8, 2.0, 0.2), 500, "mmd2") is None

@@ -59,3 +59,17 @@ def test_exercises_writes_a_student_notebook_per_chapter(tmp_path, capsys):
     assert "### BEGIN SOLUTION" not in "".join(c.source for c in nb.cells)
     assert main(["exercises", "--student", str(tmp_path / "s2"), "--source", str(tmp_path)]) == 2
     assert "no chapters" in capsys.readouterr().err
+
+
+def test_digits_train_and_sample_write_64_d_samples_and_an_image_grid(tmp_path):
+    ckpt = tmp_path / "digits.pt"
+    assert main(["train", "--target", "digits", "--train-steps", "20", "--checkpoint", str(ckpt), "--quiet"]) == 0
+    model, _ = checkpoints.load(ckpt)
+    assert model.dim == 64 and model.config["width"] == 512  # the digits recipe's model
+    npz, png = tmp_path / "d.npz", tmp_path / "d.png"
+    for out in (npz, png):
+        assert main(["sample", "--target", "digits", "--checkpoint", str(ckpt), "--sampler", "dpmpp_2m", "--steps", "4",
+                     "--n", "30", "--class", "3", "--w", "1", "--out", str(out), "--quiet"]) == 0
+    saved = np.load(npz)
+    assert saved["x"].shape == (30, 64) and (saved["classes"] == 3).all()
+    assert png.stat().st_size > 5_000

@@ -85,7 +85,7 @@ def test_target_sample_gives_n_finite_points_and_labels(name, n, seed, mode, dat
     elif mode == "tensor" and data is not None:
         classes = torch.tensor(data.draw(st.lists(st.integers(0, target.num_classes - 1), min_size=n, max_size=n)))
     x, c = target.sample(n, g, classes=classes)
-    assert x.shape == (n, 2) and x.dtype == torch.float32 and finite(x)
+    assert x.shape == (n, target.dim) and x.dtype == torch.float32 and finite(x)
     assert c.shape == (n,) and c.dtype == torch.long
     assert ((c >= 0) & (c < target.num_classes)).all()
     if classes is not None:

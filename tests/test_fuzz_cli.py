@@ -42,7 +42,7 @@ def one_thread():
 
 def tiny_model(target, T, seed=0):
     torch.manual_seed(seed)
-    return EpsMLP(target.num_classes, T=T, width=8, depth=1, time_dim=4, class_dim=2)
+    return EpsMLP(target.num_classes, T=T, dim=target.dim, width=8, depth=1, time_dim=4, class_dim=2)
 
 
 # ---------------------------------------------------------------- train()

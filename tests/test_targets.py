@@ -13,7 +13,7 @@ def test_required_targets_exist():
 def test_sample_shapes_labels_and_range(name):
     t = targets.get(name)
     x, c = t.sample(500, gen(0))
-    assert x.shape == (500, 2) and x.dtype == torch.float32
+    assert x.shape == (500, t.dim) and x.dtype == torch.float32
     assert c.shape == (500,) and c.dtype == torch.long
     assert torch.isfinite(x).all()
     assert c.min() >= 0 and c.max() < t.num_classes
