@@ -7,7 +7,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from labkit import oracle, samplers, train  # noqa: E402
+from labkit import metrics, oracle, samplers, train  # noqa: E402
 from labkit.widgets.samplers import SamplerApp  # noqa: E402
 
 
@@ -27,7 +27,7 @@ def _assert_finite(app):
     offsets, paths, _ = _artists(app)
     assert np.isfinite(offsets).all()
     assert all(np.isfinite(p).all() for p in paths)
-    assert np.isfinite(app.mmd2)
+    assert np.isfinite(app.mmd2) and np.isfinite(app.detail_miss)
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "heun"])
@@ -107,15 +107,53 @@ def test_bad_input_names_the_parameter(app, ring8, cosine):
         SamplerApp(None, cosine, ring8)
     with pytest.raises(ValueError, match="max_steps"):
         SamplerApp(oracle.eps_fn(ring8, cosine), cosine, ring8, max_steps=5000)
+    with pytest.raises(ValueError, match="n must be"):
+        SamplerApp(oracle.eps_fn(ring8, cosine), cosine, ring8, n=10)
 
 
 def test_the_exact_score_lands_on_the_target_and_an_untrained_model_does_not(ring8, cosine, app):
     exact = SamplerApp(oracle.eps_fn(ring8, cosine), cosine, ring8, n=200, n_paths=3, steps=32)
     assert exact.last_error is None
-    assert exact.mmd2 <= exact.floor.threshold
+    for app_, inside in ((exact, True), (app, False)):
+        app_.set_sampler("heun")
+        app_.set_steps(32)
+        for s in metrics.STATISTICS:
+            threshold = app_.floors[s].threshold
+            assert (app_.report[s] <= threshold) if inside else (app_.report[s] > 3 * threshold), (s, app_.report)
+    assert exact.floors["mmd2"] is metrics.noise_floor(ring8, 200)  # the library's one floor at the app's n
+
+
+def test_below_500_points_the_title_shows_both_statistics_and_no_verdict(app):
     app.set_sampler("heun")
-    app.set_steps(32)
-    assert app.mmd2 > 10 * app.floor.threshold
+    app.set_steps(16)
+    title = app._title.get_text()
+    assert app.verdict is None and "no at-floor verdict below n = 500" in title
+    assert f"MMD² = {app.mmd2:.4f}" in title and f"detail miss = {app.detail_miss:.3f}" in title
+    floor = app.floors["detail_miss"]
+    assert f"(floor {floor.mean:.3f} ± {floor.sd:.3f})" in title
+
+
+def test_at_500_points_the_verdict_is_floor_reports(ring8, cosine, app):
+    exact = SamplerApp(oracle.eps_fn(ring8, cosine), cosine, ring8, n=500, n_paths=0, sampler="heun", steps=32)
+    report = metrics.floor_report(exact.result.x.float(), ring8, reference=exact.reference)
+    assert exact.verdict is True and report["at_floor"] is True
+    assert exact.mmd2 == pytest.approx(report["mmd2"]) and exact.detail_miss == pytest.approx(report["detail_miss"])
+    assert exact._title.get_text().endswith("at the floor (both ≤ mean + 3 sd): yes")
+    exact.set_sampler("ddim")
+    exact.set_grid("karras")
+    exact.set_steps(4)  # Euler on the Karras grid at 4 steps: modes visibly smeared
+    assert exact.verdict is False and exact._title.get_text().endswith(": no")
+    assert exact.report["detail_miss"] > exact.floors["detail_miss"].threshold
+
+
+def test_non_finite_points_are_counted_and_fail_the_verdict(app):
+    x = app.reference.clone()
+    x[:3] = float("nan")
+    report = app.measure(x)
+    assert report["lost"] == 3 and report["at_floor"] is False
+    assert np.isfinite(report["mmd2"]) and np.isfinite(report["detail_miss"])
+    report = app.measure(app.reference.clone())
+    assert report["lost"] == 0 and report["at_floor"] is None and report["detail_miss"] == 0.0
 
 
 def test_widget_has_the_controls(app):

@@ -2,9 +2,13 @@
 
 The noise is drawn once (``seed``), so moving the step slider shows the same starting points
 carried to the data by a coarser or finer sampler. Left panel: the final samples over the
-target in light grey, with the number of network evaluations (NFE) and MMD^2 to a fixed target
-batch in the title. Right panel: the paths of a few of those points through the sampler's
-trajectory (VP coordinates, first point = start). Every update sets the data of the existing
+target in light grey, with the number of network evaluations (NFE) in the title and both
+statistics of :mod:`labkit.metrics` (the seed's MMD^2 and detail_miss) against a fixed target
+batch, each beside its noise floor at the app's n (``metrics.noise_floor``, cached). The verdict
+of ``metrics.floor_report`` (at the floor or not) is shown only when n >= ``metrics.MIN_N``
+(500), the smallest n at_floor decides on; below it the title says there is no verdict. Right panel: the
+paths of a few of those points through the sampler's trajectory (VP coordinates, first point =
+start). Every update sets the data of the existing
 artists (``set_offsets``, ``set_data``); the figure is never rebuilt.
 """
 
@@ -13,11 +17,12 @@ from __future__ import annotations
 import ipywidgets as W
 import torch
 
+from .. import metrics
 from .. import samplers as _samplers
 from .. import schedules as _schedules
 from .. import targets as _targets
 from .._checks import check_float, check_int
-from ..metrics import mmd2, noise_floor
+from ..train import one_torch_thread
 from .base import App
 
 
@@ -48,7 +53,7 @@ class SamplerApp(App):
         self.sigma_max = check_float("sigma_max", sigma_max, low=self.schedule.sigma_min)
         max_t = self.schedule.last_t_below(self.sigma_max) + 1       # DDIM needs steps <= t_max + 1
         self.max_steps = check_int("max_steps", max_steps, 1, min(max_t, _samplers.MAX_STEPS))
-        n = check_int("n", n, 2, 100_000)
+        n = check_int("n", n, metrics.DETAIL_K + 1, metrics.MAX_N)
         n_paths = check_int("n_paths", n_paths, 0, n)
         self.seed = check_int("seed", seed, 0, 2**63 - 1)
         self.lim = check_float("lim", lim, 0.0, 1e3, low_open=True)
@@ -59,12 +64,14 @@ class SamplerApp(App):
 
         g = torch.Generator().manual_seed(self.seed)
         self.noise = torch.randn(n, 2, generator=g)
-        self.reference = self.target.sample(n, g)[0]      # the fixed batch MMD^2 is measured against
-        self.floor = noise_floor(self.target, n, repeats=20, generator=g)
+        self.reference = self.target.sample(n, g)[0]      # the fixed batch both statistics are measured against
+        # The library's floors at this n (cached; shipped for n = 500 and 1000): one rule, Floor.threshold.
+        with one_torch_thread():  # a first call at an n without a shipped floor computes it (about 2 s at n = 300)
+            self.floors = {s: metrics.noise_floor(self.target, n, statistic=s) for s in metrics.STATISTICS}
         background = self.target.sample(800, g)[0]
         self.n_paths = n_paths
         self.result: _samplers.SampleResult | None = None
-        self.mmd2: float | None = None
+        self.report: dict | None = None  # the statistics of the samples shown, and the verdict (None below MIN_N)
 
         super().__init__(figsize=(8.4, 4.4), ncols=2)
         ax_s, ax_p = self.axes
@@ -91,10 +98,29 @@ class SamplerApp(App):
                                         continuous_update=False)
         for control in (self.sampler_picker, self.grid_picker, self.steps_slider, self.eta_slider):
             self.on_change(control, self.update)
-        self.update()
+        with one_torch_thread():
+            self.update()
         # Lay out once, then keep the axes fixed: re-running the layout engine per update costs time.
         self.fig.draw_without_rendering()
         self.fig.set_layout_engine("none")
+
+    @property
+    def floor(self) -> metrics.Floor:
+        """The seed's MMD^2 floor at the app's n."""
+        return self.floors["mmd2"]
+
+    @property
+    def mmd2(self) -> float:
+        return self.report["mmd2"]
+
+    @property
+    def detail_miss(self) -> float:
+        return self.report["detail_miss"]
+
+    @property
+    def verdict(self) -> bool | None:
+        """at_floor of the samples shown (False with non-finite points), None when n < metrics.MIN_N."""
+        return self.report["at_floor"]
 
     # ---- state, read from the controls ----
     @property
@@ -155,6 +181,18 @@ class SamplerApp(App):
             kwargs["eta"] = self.eta
         return _samplers.run(self.sampler, self.eps_fn, self.schedule, self.noise, self.steps, generator=g, **kwargs)
 
+    def measure(self, x: torch.Tensor) -> dict:
+        """Both statistics of the samples ``x`` against the app's reference batch and, when n >= MIN_N,
+        ``floor_report``'s verdict; non-finite points are left out of the statistics and fail the verdict."""
+        finite = torch.isfinite(x).all(dim=1)
+        lost = len(x) - int(finite.sum())
+        if lost == 0 and len(x) >= metrics.MIN_N:
+            return {**metrics.floor_report(x, self.target, reference=self.reference), "lost": 0}
+        x = x[finite]
+        ok = len(x) > metrics.DETAIL_K
+        report = {s: fn(x, self.reference) if ok else float("nan") for s, (_, fn) in metrics.STATISTICS.items()}
+        return {**report, "n": len(finite), "lost": lost, "at_floor": False if lost else None}
+
     def update(self) -> None:
         """Sample, then move the existing artists to the new samples and paths and redraw."""
         info = _samplers.SAMPLERS[self.sampler]
@@ -162,8 +200,7 @@ class SamplerApp(App):
         self.eta_slider.disabled = self.sampler != "ddim"
         result = self.sample()
         x = result.x.detach().float()
-        finite = torch.isfinite(x).all(dim=1)
-        self.mmd2 = mmd2(x[finite], self.reference) if int(finite.sum()) >= 2 else float("nan")
+        self.report = self.measure(x)
         self.result = result
         self.samples.set_offsets(torch.nan_to_num(x).numpy())
         self.samples.set_color(info.colour)
@@ -175,7 +212,18 @@ class SamplerApp(App):
             self.ends.set_offsets(path[-1])
         steps = f"N = {self.steps}, {self.grid} grid" if info.takes_steps else f"N = {result.nfe}"
         eta = f", eta = {self.eta:g}" if self.sampler == "ddim" else ""
-        floor = f"noise floor {self.floor.mean:.4f} ± {self.floor.sd:.4f}"
-        self._title.set_text(f"{info.label} {steps}{eta}: NFE = {result.nfe}\n"
-                             f"MMD² = {self.mmd2:.4f} ({floor})")
+        self._title.set_text(f"{info.label} {steps}{eta}: NFE = {result.nfe}\n{self._measure_text()}")
         self.redraw()
+
+    def _measure_text(self) -> str:
+        """Two lines of statistics beside their floors (mean ± sd at the app's n), then the verdict."""
+        r, m, d = self.report, self.floors["mmd2"], self.floors["detail_miss"]
+        lines = [f"MMD² = {r['mmd2']:.4f} (floor {m.mean:.4f} ± {m.sd:.4f})",
+                 f"detail miss = {r['detail_miss']:.3f} (floor {d.mean:.3f} ± {d.sd:.3f})"]
+        if r["lost"]:
+            lines.append(f"{r['lost']} of {r['n']} points non-finite: not at the floor")
+        elif r["at_floor"] is None:
+            lines.append(f"n = {r['n']}: no at-floor verdict below n = {metrics.MIN_N}")
+        else:
+            lines.append(f"at the floor (both ≤ mean + {metrics.FLOOR_Z:g} sd): {'yes' if r['at_floor'] else 'no'}")
+        return "\n".join(lines)
