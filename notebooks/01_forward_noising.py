@@ -74,11 +74,12 @@ print(cosine)
 # | $\sigma_{\rm up}$, $\sigma_{\rm down}$ | an ancestral step's fresh noise, Euler target (chapter 4) | `ancestral` |
 # | $\delta_i$ | the step size of Langevin dynamics (chapter 4) | `step_size` |
 # | $c$, $\varnothing$ | a condition (class or radius), and the null token | `null` |
-# | $w$ | CFG weight, $w = 0$ conditional; diffusers' guidance scale is $1 + w$ | `cfg` |
+# | $w$ | CFG weight, $w = 0$ conditional; diffusers' guidance scale is $s = 1 + w$ (chapter 5) | `cfg` |
 # | $\mu_k$, $s_k$, $\pi_k$ | mean, sd and weight of a mixture component | `target.means` |
 # | $\eta$ | DDIM's noise: 0 deterministic, 1 DDPM (chapter 6) | `eta=` |
 #
-# (The cosine schedule's offset $s = 0.008$ below is the one other use of a letter.)
+# A score always carries its arguments, $s_\theta(x, t)$ or $s(x)$; a bare $s$ is the cosine schedule's
+# offset 0.008 (below) or, in chapter 5 only, diffusers' guidance scale.
 
 # %% [markdown]
 # ## The forward process
