@@ -180,7 +180,8 @@ def velocity_from_eps(eps_fn, schedule: Schedule):
     def v(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         sigma = (t.to(torch.float64) / (1 - t.to(torch.float64)))[:, None]
         x_ve = (1 + sigma) * x
-        eps_hat = eps_fn(x_ve / (1 + sigma.square()).sqrt(), schedule.sigma_to_t(sigma[:, 0]).to(x.dtype))
+        t_diffusion = schedule.sigma_to_t(sigma[:, 0].clamp(schedule.sigma_min, schedule.sigma_max))  # float32 t rounds
+        eps_hat = eps_fn(x_ve / (1 + sigma.square()).sqrt(), t_diffusion.to(x.dtype))
         x0_hat = x_ve - sigma * eps_hat
         return (eps_hat - x0_hat).to(x.dtype)
 
