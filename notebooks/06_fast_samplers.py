@@ -507,8 +507,8 @@ print(f"at N = {Ns[fit][-1]}, the step to sigma_min has h = {h[-1]:.2f} after h 
 # %% [markdown]
 # For Heun the printed verdict answers the question. For DPM-Solver++(2M) the extra stop is itself
 # a long step in $\lambda$ right after a short one, where its linear extrapolation of $D$ carries the
-# weight printed last; so for this solver the test changes more than the last step, and its
-# verdict says so.
+# weight printed last (0.5 on a grid of equal steps in $\lambda$); so for this solver the test
+# changes more than the last step, and its verdict says so.
 
 # %% [markdown]
 # At equal network evaluations (Heun's $N$ steps cost $2N - 1$), on each grid:
