@@ -162,8 +162,8 @@ for grid in ("trailing", "karras"):
 #
 # Path length over the distance from start to end (1 = a straight line), for 1000 paths of the exact
 # ODE with 256 Heun steps. In the flow's coordinates the exact diffusion ODE *is* the exact flow ODE
-# (same path, same marginal velocity); in DDIM's VP coordinates
-# $x_{VP} = x_{VE}/\sqrt{1 + \sigma^2}$ the same paths bend.
+# (same path, same marginal velocity); the same paths are also measured in DDIM's VP coordinates
+# $x_{VP} = x_{VE}/\sqrt{1 + \sigma^2}$, and the two learned models in flow coordinates.
 
 # %%
 noise = noise64.float()
@@ -180,9 +180,11 @@ for name, path in rows.items():
     print(f"{name:44s} straightness mean {r.mean():.3f}, 90th percentile {r.quantile(0.9):.3f}")
 
 # %% [markdown]
-# Near-straight paths are why few steps work: an Euler step is exact on a straight path at constant
-# speed. The flow paths are not perfectly straight (they bend where the marginal velocity averages
-# pairs bound for different modes, mostly late, near the data), so Euler still needs some steps.
+# An Euler step is exact on a straight path at constant speed, so the ratio says how much room the
+# coordinates leave for few steps. The marginal paths are far from straight on ring8 (a ratio well
+# above 1: they bend where the velocity averages pairs bound for different modes), the
+# independent-coupling flow does not straighten them (Liu et al.'s reflow would), and the two learned
+# models draw nearly the same paths: the coordinates, not the training target, set the curvature.
 #
 # ## 6. Quality against NFE
 #
@@ -253,8 +255,8 @@ guided_app  # noqa: B018
 # - The same trainer, one loss function: a velocity model is chapter 3's MLP with scaled time.
 # - DDIM on an eps model is Euler on $\hat\varepsilon - \hat x_0$ over $t_i = \sigma_i / (1 + \sigma_i)$,
 #   to rounding (printed in section 4): one ODE, two coordinate systems.
-# - Straightness is a property of coordinates as well as of the model: the exact paths are nearly
-#   straight in flow coordinates and bend in DDIM's VP coordinates.
+# - Straightness (path length over endpoint distance, section 5) depends on the coordinates; the
+#   flow and eps models, seen in the same coordinates, draw nearly the same paths.
 # - Guidance carries over unchanged to the velocity.
 #
 # ## References
