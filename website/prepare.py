@@ -6,7 +6,7 @@ writes into SRC: ``notebooks/NN_name.ipynb`` (a copy of each executed chapter, n
 a widget that only a live kernel can show becomes a note pointing to the launch button),
 ``_toc.yml`` (every ``notebooks/NN_*.ipynb`` in order, then the references), ``references.md``
 (the chapters' reference lists, merged), the landing page with the README, and MathJax 2 from
-the jupyter-server-mathjax package in ``_static/mathjax`` so that no page loads from the internet.
+the jupyter-server-mathjax package in ``static/mathjax`` so that no page loads from the internet.
 """
 
 from __future__ import annotations
@@ -105,9 +105,10 @@ def main(src: Path):
     toc = ["format: jb-book", "root: index", "chapters:"]
     toc += [f"- file: notebooks/{name}" for name in cited] + ["- file: references"]
     (src / "_toc.yml").write_text("\n".join(toc) + "\n")
-    shutil.copy(ROOT / "website" / "index.md", src / "index.md")
+    for name in ("index.md", "favicon.svg"):
+        shutil.copy(ROOT / "website" / name, src / name)
     shutil.copy(ROOT / "README.md", src / "README.md")
-    copy_mathjax(src / "_static" / "mathjax")
+    copy_mathjax(src / "static" / "mathjax")
 
 
 if __name__ == "__main__":
