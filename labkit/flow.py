@@ -56,9 +56,7 @@ def velocity_fn(model: EpsMLP, classes=None, w: float = 0.0):
     v_hat = (1 + w) v(x, t, c) - w v(x, t, null) (classifier-free guidance, :func:`labkit.guidance.cfg`)."""
     from .guidance import cfg
 
-    guided = cfg(Velocity(model), classes, w)
-    guided.forwards = 2 if w > 0 else 1  # conditional and null halves (nfe); belongs in guidance.cfg
-    return guided
+    return cfg(Velocity(model), classes, w)
 
 
 def draw_t(n: int, t_sampling: str, g: torch.Generator, dtype=torch.float32) -> torch.Tensor:

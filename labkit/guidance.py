@@ -36,6 +36,7 @@ def cfg(model, classes, w: float = 0.0):
         eps_c, eps_null = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([c, torch.full_like(c, null)])).chunk(2)
         return (1.0 + w) * eps_c - w * eps_null
 
+    eps_fn.forwards = 1 if w == 0.0 else 2  # network forwards per call: the samplers' NFE counts them
     return eps_fn
 
 

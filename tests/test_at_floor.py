@@ -75,7 +75,8 @@ def test_threshold_is_the_one_rule(ring8, quick_floors):
     assert floor.threshold == pytest.approx(floor.mean + metrics.FLOOR_Z * floor.sd)
     report = metrics.floor_report(ring8.sample(500, gen(3))[0], ring8, generator=gen(4))
     for name in metrics.STATISTICS:
-        assert report[f"{name}_threshold"] == metrics.noise_floor(ring8, 500, 30, statistic=name).threshold
+        again = metrics.noise_floor(ring8, 500, 30, statistic=name).threshold
+        assert report[f"{name}_threshold"] == pytest.approx(again, rel=1e-9)  # threads may change the last bits
         assert report[f"{name}_at_floor"] == (report[name] <= report[f"{name}_threshold"])
     assert report["at_floor"] == (report["mmd2_at_floor"] and report["detail_miss_at_floor"])
 

@@ -77,3 +77,15 @@ def test_output_keeps_the_input_dtype(model):
     x, t = _inputs()
     out = guidance.cfg(model, 1, 1.0)(x.double(), t.double())
     assert out.dtype == torch.float64
+
+
+def test_a_guided_call_counts_two_network_forwards():
+    from labkit import samplers
+
+    ring8, cosine = targets.get("ring8"), schedules.cosine()
+
+    exact = oracle.MixtureEps(ring8, cosine)
+    noise = torch.randn(5, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert samplers.heun(guidance.cfg(exact, 2, 0.0), cosine, noise, 4).nfe == 7
+    assert samplers.heun(guidance.cfg(exact, 2, 1.5), cosine, noise, 4).nfe == 14  # conditional and null halves
+    assert samplers.ddim(guidance.cfg(exact, 2, 1.5), cosine, noise, 4).nfe == 8

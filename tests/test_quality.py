@@ -46,16 +46,16 @@ def test_format_table_has_a_row_per_record_and_the_floor(small):
     assert lines[-1].startswith("noise floor")
 
 
-def test_heun_and_ddim_reach_the_floor_by_32_steps_on_the_exact_score(exact, ring8, cosine):
-    result = quality.run_quality(exact, ring8, cosine, steps=(4, 32), n=1000, seeds=3, progress=False)
-    assert quality.at_floor(result, "ddim", 32), quality.format_table(result)
-    assert quality.at_floor(result, "heun", 32), quality.format_table(result)
-    # The check can fail: with 4 steps both are far from the target at its detail scale (COURSE.md 4:
-    # 4-step Euler on the trailing grid gives modes 2.3x too wide, under the seed MMD's threshold).
-    assert not quality.at_floor(result, "heun", 4), quality.format_table(result)
-    assert not quality.at_floor(result, "ddim", 4), quality.format_table(result)
-    record = next(r for r in result["records"] if (r["sampler"], r["steps"]) == ("ddim", 4))
-    assert record["detail_miss_mean"] > result["detail_floor"]["threshold"]
+def test_heun_on_karras_reaches_the_floor_by_16_steps_and_4_step_ddim_only_fools_the_seed_mmd(exact, ring8, cosine):
+    result = quality.run_quality(exact, ring8, cosine, steps=(4, 16, 32), n=1000, seeds=3, progress=False)
+    table = quality.format_table(result)
+    assert quality.at_floor(result, "heun", 16) and quality.at_floor(result, "heun", 32), table
+    # The check can fail: with 4 steps neither is at the floor. 4-step DDIM (Euler on the trailing grid)
+    # passes the seed's MMD but not the detail-scale statistic (COURSE.md section 4: modes 2.3x too wide).
+    assert not quality.at_floor(result, "heun", 4) and not quality.at_floor(result, "ddim", 4), table
+    ddim4 = next(r for r in result["records"] if (r["sampler"], r["steps"]) == ("ddim", 4))
+    assert ddim4["mmd2_mean"] <= result["floor"]["threshold"] < float("inf"), table
+    assert ddim4["detail_miss_mean"] > 10 * result["detail_floor"]["threshold"], table
 
 
 def test_bad_arguments_name_the_parameter(exact, ring8, cosine):
