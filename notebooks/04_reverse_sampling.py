@@ -260,10 +260,11 @@ trajectory_app  # noqa: B018 (the widget is displayed as the cell's value)
 
 # %% [markdown]
 # The Play button needs a running kernel. The same trajectory as a player that runs in any browser
-# (a notebook viewer, the course website): 30 frames rendered once (`TrajectoryApp.to_html`).
+# (a notebook viewer, the course website): 25 frames rendered once, side by side in one small PNG
+# (`TrajectoryApp.to_html`); its paths join the 25 rendered steps.
 
 # %%
-HTML(trajectory_app.to_html(frames=30))
+HTML(trajectory_app.to_html(frames=25))
 
 # %% [markdown]
 # The same trajectory at fixed steps, and two numbers against the step $k$ ($t = 990 - k$): the mean
@@ -276,7 +277,7 @@ distance = (traj - traj[-1]).norm(dim=2).mean(dim=1)
 final_mode = nearest_mode(traj[-1])
 decided = torch.stack([(nearest_mode(x) == final_mode).double().mean() for x in traj])
 steps_shown = [0, 500, 700, 800, 900, 950, t_max + 1]
-fig = plt.figure(figsize=(12, 4.8), layout="constrained")
+fig = plt.figure(figsize=(12, 4.8), layout="constrained", dpi=72)
 top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1])
 axes = top.subplots(1, len(steps_shown))
 for ax, k in zip(axes, steps_shown, strict=True):
@@ -304,8 +305,9 @@ print(f"90% of the points have their final mode at {when(decided >= 0.9)}")
 # %% [markdown]
 # Both curves move steadily over the whole run (numbers from the stored run): there is no single
 # moment when the samples "appear". The modes, though, are settled late in terms of noise: half of the
-# points have their final mode around $\sigma_t \approx 1$, nine in ten only below $\sigma_t \approx
-# 0.3$, in the last ~200 steps, where the noise becomes smaller than the gaps between modes. The
+# points have their final mode at $\sigma_t \approx 1.2$ ($t = 554$), nine in ten only at $\sigma_t \approx
+# 0.43$ ($t = 254$, with 255 of the 991 steps left), where the noise becomes smaller than the gaps
+# between modes. The
 # snapshots show the same order: first a disc, then a ring, then eight modes. Coarse structure first,
 # detail last: this is why the cosine schedule (chapter 1) spends more steps at low noise than the
 # linear one, and why the fast samplers of chapter 6 place their few steps densely at small $\sigma$.

@@ -135,9 +135,11 @@ class TrajectoryApp(App):
 
     def to_html(self, frames: int | None = None, dpi: float = 40.0, interval: int = 150, colors: int = 32) -> str:
         """A static player of the trajectory: ``frames`` evenly spaced steps (first and last included;
-        default 30, or every entry of a shorter trajectory),
-        rendered once at ``dpi`` as ``colors``-colour PNGs, with a play button and a slider in plain
-        HTML/JavaScript. The step labels are text below the image; the app is left at the step it showed.
+        default 30, or every entry of a shorter trajectory), rendered once at ``dpi`` side by side into one
+        ``colors``-colour PNG (the frames share their background, which the PNG then stores about once),
+        shown one at a time by a play button and a slider in plain HTML/JavaScript. The highlighted paths
+        run through the rendered steps only (a path through every step of a stochastic sampler is a
+        scribble that doubles the size of a frame). The app is left at the step it showed.
         """
         frames = min(30, self.steps + 1) if frames is None else check_int("frames", frames, 2, self.steps + 1)
         dpi = check_float("dpi", dpi, 10.0, 300.0)
@@ -147,49 +149,52 @@ class TrajectoryApp(App):
         ks = np.linspace(0, self.steps, frames).round().astype(int).tolist()
         images, labels = [], []
         try:
-            for k in ks:
+            for j, k in enumerate(ks):
                 self.set_step(k)
+                for line, i in zip(self.path_lines, self.path_index, strict=True):
+                    line.set_data(self.points[ks[: j + 1], i, 0], self.points[ks[: j + 1], i, 1])
                 self._title.set_text("")
                 buffer = io.BytesIO()
                 self.fig.savefig(buffer, format="png", dpi=dpi)
-                images.append(base64.b64encode(_palette_png(buffer.getvalue(), colors)).decode())
+                images.append(Image.open(buffer).convert("RGB"))
                 labels.append(self.label(k).replace("\n", ", "))
         finally:
             self.set_step(shown)
             self._title.set_text(title)
-        return _player_html(images, labels, interval)
+        return _player_html(images, labels, interval, colors)
 
 
-def _palette_png(png: bytes, colors: int) -> bytes:
-    """``png`` (RGBA) on white, quantised to ``colors`` colours without dithering."""
-    rgba = Image.open(io.BytesIO(png)).convert("RGBA")
-    image = Image.new("RGB", rgba.size, "white")
-    image.paste(rgba, mask=rgba.getchannel("A"))
+def _palette_png(image: Image.Image, colors: int) -> bytes:
+    """``image`` (RGB) as a PNG quantised to ``colors`` colours without dithering."""
     out = io.BytesIO()
     image.quantize(colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
     return out.getvalue()
 
 
 _PLAYER = """<div id="{id}" style="font: 12px sans-serif">
-<img alt="reverse trajectory" style="display: block" src="data:image/png;base64,{last}">
+<div style="width: {w}px; height: {h}px; overflow: hidden">
+<img alt="reverse trajectory" src="data:image/png;base64,{sheet}" style="max-width: none; margin-left: -{last_x}px">
+</div>
 <button type="button">play</button>
 <input type="range" min="0" max="{end}" value="{end}" style="width: 55%; vertical-align: middle">
 <span>{last_label}</span>
 <script>
 (function () {{
-  const root = document.getElementById("{id}"), frames = {frames}, labels = {labels};
-  const img = root.querySelector("img"), slider = root.querySelector("input");
+  const root = document.getElementById("{id}"), labels = {labels}, width = {w};
+  const frame = root.querySelector("img"), slider = root.querySelector("input");
   const button = root.querySelector("button"), text = root.querySelector("span");
   let timer = null;
-  function show(i) {{ slider.value = i; img.src = "data:image/png;base64," + frames[i]; text.textContent = labels[i]; }}
+  function show(i) {{
+    slider.value = i; frame.style.marginLeft = (-i * width) + "px"; text.textContent = labels[i];
+  }}
   function stop() {{ clearInterval(timer); timer = null; button.textContent = "play"; }}
   slider.oninput = function () {{ stop(); show(+slider.value); }};
   button.onclick = function () {{
     if (timer) {{ stop(); return; }}
-    if (+slider.value === frames.length - 1) show(0);
+    if (+slider.value === labels.length - 1) show(0);
     button.textContent = "pause";
     timer = setInterval(function () {{
-      if (+slider.value >= frames.length - 1) stop(); else show(+slider.value + 1);
+      if (+slider.value >= labels.length - 1) stop(); else show(+slider.value + 1);
     }}, {interval});
   }};
 }})();
@@ -197,8 +202,13 @@ _PLAYER = """<div id="{id}" style="font: 12px sans-serif">
 </div>"""
 
 
-def _player_html(images: list[str], labels: list[str], interval: int) -> str:
-    """The HTML of a player over base64 PNG ``images``, showing the last one until played."""
-    return _PLAYER.format(id=f"labkit-player-{uuid.uuid4().hex}", last=images[-1], end=len(images) - 1,
-                          last_label=html.escape(labels[-1]), frames=json.dumps(images), labels=json.dumps(labels),
-                          interval=interval)
+def _player_html(images: list[Image.Image], labels: list[str], interval: int, colors: int) -> str:
+    """The HTML of a player over equal-sized ``images``: one PNG, the frames side by side, seen through a
+    window one frame wide (the last frame until played)."""
+    w, h = images[0].size
+    sheet = Image.new("RGB", (w * len(images), h), "white")
+    for j, image in enumerate(images):
+        sheet.paste(image, (j * w, 0))
+    return _PLAYER.format(id=f"labkit-player-{uuid.uuid4().hex}", w=w, h=h, last_x=w * (len(images) - 1),
+                          sheet=base64.b64encode(_palette_png(sheet, colors)).decode(), end=len(images) - 1,
+                          last_label=html.escape(labels[-1]), labels=json.dumps(labels), interval=interval)
