@@ -2,6 +2,7 @@
 often it rejects the perturbed targets of ``labkit.perturbed``, at n = 1000.
 
     python benchmarks/at_floor_calibration.py [--trials 100] [--n 1000]
+    python benchmarks/at_floor_calibration.py --markdown-only   (AT_FLOOR.md from the saved JSON)
 
 Each trial draws a sample (fresh or perturbed) and asks ``floor_report`` with its own generator
 (a fresh reference batch per trial); the floors are labkit's cached ones (FLOOR_REPEATS pairs).
@@ -50,7 +51,7 @@ def measure(cases: dict, n: int, trials: int, seed: int = 1) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], args, seconds: float) -> str:
+def markdown(rows: list[dict], args, seconds: float, where: dict) -> str:
     fresh = [r for r in rows if r["case"].endswith(" fresh")]
     bad = [r for r in rows if not r["case"].endswith(" fresh")]
     ring = next(r for r in rows if r["case"] == "ring8 fresh")
@@ -59,7 +60,7 @@ def markdown(rows: list[dict], args, seconds: float) -> str:
         "# Calibration of `metrics.at_floor`",
         "",
         f"Command: `python benchmarks/at_floor_calibration.py --trials {args.trials} --n {args.n}` "
-        f"({seconds:.0f} s, one torch thread, load average {machine()['loadavg'][0]:.1f}).",
+        f"({seconds:.0f} s, one torch thread, load average {where['loadavg'][0]:.1f} at the end).",
         "",
         f"Rule: a statistic is at the floor when it is <= mean + {metrics.FLOOR_Z:g} sd of its null "
         f"(`Floor.threshold`), the null being {metrics.FLOOR_REPEATS} pairs of fresh target batches of the same n "
@@ -101,6 +102,11 @@ def markdown(rows: list[dict], args, seconds: float) -> str:
               f"{ring['mmd2']['floor_sd']:.5f} (threshold {ring['mmd2']['threshold']:.5f}); detail_miss "
               f"{ring['detail_miss']['floor_mean']:.4f} +- {ring['detail_miss']['floor_sd']:.4f} "
               f"(threshold {ring['detail_miss']['threshold']:.4f})."]
+    values = metrics.noise_floor(targets.get("ring8"), ring["n"]).values
+    negative = sum(v < 0 for v in values)
+    lines += ["", f"Of the {len(values)} MMD^2 values of ring8's floor at n = {ring['n']}, {negative} are negative "
+              f"(mean {ring['mmd2']['floor_mean']:.5f}): the unbiased MMD^2 of equal distributions is negative "
+              f"{'more' if negative > len(values) / 2 else 'not more'} than half the time (its null is skewed right)."]
     if blind:
         lines += ["", f"The seed's blind spot: ring8 with modes 2.3x too wide (sd 0.23) passes the seed's MMD in "
                   f"{blind['mmd2']['pass']}/{blind['trials']} trials (mean MMD^2 {blind['mmd2']['mean']:.5f} under "
@@ -115,7 +121,14 @@ def main(argv=None) -> int:
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="rewrite AT_FLOOR.md from the last results/at_floor_calibration.json, measuring nothing")
     args = parser.parse_args(argv)
+    if args.markdown_only:
+        saved = json.loads((RESULTS / "at_floor_calibration.json").read_text())
+        args.trials, args.n = saved["rows"][0]["trials"], saved["rows"][0]["n"]
+        (HERE / "AT_FLOOR.md").write_text(markdown(saved["rows"], args, saved["seconds"], saved["machine"]))
+        return 0
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     rows = measure({**perturbed.FRESH, **perturbed.PERTURBATIONS}, args.n, args.trials)
@@ -124,7 +137,7 @@ def main(argv=None) -> int:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "at_floor_calibration.json").write_text(json.dumps(
             {"machine": machine(), "seconds": seconds, "rows": rows}, indent=1))
-        (HERE / "AT_FLOOR.md").write_text(markdown(rows, args, seconds))
+        (HERE / "AT_FLOOR.md").write_text(markdown(rows, args, seconds, machine()))
     return 0
 
 
