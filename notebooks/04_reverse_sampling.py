@@ -242,7 +242,7 @@ for start_label, run in runs.items():
 # own smearing between modes), but nothing guarantees it: a ring8 model trained 20 000 steps sent one
 # point in 1000 to NaN from there (measured while building labkit; `tests/test_samplers.py` reproduces
 # the effect with an eps wrong by 0.3 above $\sigma = 80$). Starting at 80 costs nothing, since there the
-# data contribute 0.025 to points of size about 1.4 (printed above): labkit's default.
+# data contribute 0.028 to points of size about 1.4 (printed above): labkit's default.
 
 # %% [markdown]
 # ## Watching the samples form
