@@ -11,6 +11,7 @@ meaningful while other jobs share the cores; quality checks are the benchmark's 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -19,30 +20,62 @@ import torch
 torch.set_num_threads(1)
 
 
-def recipe(specs):
-    """Ring8 quality after training with each width:lr:batch:steps[:p_uncond[:seed]] setting of train()'s
-    arguments (unconditional samples, through the null token)."""
-    from time_to_quality import evaluate
+SAMPLER_CHOICES = {  # name -> (sampler, steps, grid): the fast samplers at <= 16 NFE, and DDPM-T
+    "heun8-karras": ("heun", 8, "karras"), "heun8-trailing": ("heun", 8, "trailing"),
+    "dpm16-karras": ("dpmpp_2m", 16, "karras"), "dpm16-trailing": ("dpmpp_2m", 16, "trailing"),
+    "ddpm": ("ddpm", None, None),
+}
 
+
+def judge(model, target, schedule, names=tuple(SAMPLER_CHOICES), n=1000, seeds=3, labels="null") -> dict:
+    """common.quality_check of the model's samples for each sampler in ``names``: unconditional
+    (``labels="null"``, the null token) or with labels drawn from the target's (``"drawn"``)."""
+    from common import quality_check, sample_labels
+
+    from labkit import samplers
+
+    eps_fn = model.eps_fn(None if labels == "null" else sample_labels(target, seeds * n))
+    out = {}
+    for name in names:
+        sampler, steps, grid = SAMPLER_CHOICES[name]
+        kwargs = {"grid": grid} if grid else {"generator": torch.Generator().manual_seed(1)}
+        def draw(z, sampler=sampler, steps=steps, kwargs=kwargs):
+            return samplers.run(sampler, eps_fn, schedule, z, steps, keep_trajectory=False, **kwargs).x
+
+        out[name] = quality_check(draw, target, n=n, seeds=seeds)
+    return out
+
+
+def parse_spec(spec: str) -> dict:
+    """'steps=3000,lr=1e-2,ema=0.99' -> {'steps': 3000, 'lr': 0.01, 'ema': 0.99} (ints stay ints)."""
+    out = {}
+    for item in spec.split(","):
+        key, value = item.split("=")
+        out[key] = int(value) if value.lstrip("-").isdigit() else (float(value) if value[0].isdigit() else value)
+    return out
+
+
+def recipe(specs, target_name="ring8", names=("dpm16-karras", "dpm16-trailing", "ddpm"), labels=("null", "drawn")):
+    """Quality after training with each recipe spec (train.DEFAULTS updated by key=value pairs; ``seed``
+    seeds the model and its training), judged per sampler by common.quality_check (3 seeds x n = 1000)."""
     from labkit import schedules, targets, train
 
-    target, schedule = targets.get("ring8"), schedules.cosine()
+    target, schedule = targets.get(target_name), schedules.cosine()
     for spec in specs:
-        parts = spec.split(":")
-        width, lr, batch, steps = parts[:4]
-        p_uncond = parts[4] if len(parts) > 4 else "0.1"
-        seed = parts[5] if len(parts) > 5 else "0"
-        model = train.new_model(target, schedule, seed=int(seed), width=int(width))
+        settings = parse_spec(spec)
+        seed = settings.pop("seed", 0)
+        full = {**train.recipe(target), **settings}
+        model = train.new_model(target, schedule, seed=seed, **{k: full[k] for k in train.MODEL_KEYS if k in full})
         start = time.process_time()
-        train.train(model, target, schedule, steps=int(steps), lr=float(lr), batch_size=int(batch),
-                    p_uncond=float(p_uncond), seed=int(seed), progress=False)
+        train.train(model, target, schedule, seed=seed, progress=False,
+                    **{k: v for k, v in full.items() if k not in train.MODEL_KEYS})
         cpu = time.process_time() - start
-        q = evaluate(model, target, schedule, n=1000, seeds=3)
-        ddpm = q["ddpm"]["mmd2_mean"] if q["ddpm"] else float("nan")
-        print(f"width {width} lr {lr} batch {batch} steps {steps} p_uncond {p_uncond} seed {seed}: "
-              f"CPU {cpu:.2f} s ({cpu / int(steps) * 1e3:.2f} ms/step)  "
-              f"Heun-16 {q['heun16']['mmd2_mean']:.5f}  DDPM {ddpm:.5f}  threshold "
-              f"{q['heun16']['threshold']:.5f}  {'AT FLOOR' if q['at_floor'] else ''}", flush=True)
+        q = {f"{k}/{mode}": v for mode in labels for k, v in judge(model, target, schedule, names, labels=mode).items()}
+        cells = "  ".join(f"{k} dm {v['detail_miss_mean']:.4f} mmd {v['mmd2_mean']:.4f}{' OK' if v['at_floor'] else ''}"
+                          for k, v in q.items())
+        print(f"{target_name} {spec} seed {seed}: CPU {cpu:.1f} s ({cpu / full['steps'] * 1e3:.2f} ms/step) "
+              f"| {cells} | thresholds dm {next(iter(q.values()))['detail_miss_threshold']:.4f} "
+              f"mmd {next(iter(q.values()))['mmd2_threshold']:.4f} | load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def blit():

@@ -29,7 +29,7 @@ from .targets import Target
 
 # The default recipe: ring8 samples reach the MMD^2 noise floor *and* the right mode width (sd 0.1).
 # Measured: at lr 3e-3 / 4000 steps the floor is met but DDPM's modes come out about twice too wide.
-DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "p_uncond": 0.1, "width": 128, "depth": 3}
+DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "ema": 0.0, "p_uncond": 0.1, "width": 128, "depth": 3}
 MODEL_KEYS = ("width", "depth", "time_dim", "class_dim", "cond")  # recipe entries that shape the model
 POOL_SIZE = 65_536
 
@@ -100,7 +100,7 @@ def _deferred_interrupt():
 
 
 def train(model: EpsMLP, target: Target, schedule: Schedule, *, steps: int = DEFAULTS["steps"],
-          batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"],
+          batch_size: int = DEFAULTS["batch_size"], lr: float = DEFAULTS["lr"], ema: float = DEFAULTS["ema"],
           p_uncond: float = DEFAULTS["p_uncond"], seed: int = 0, history: list[float] | None = None,
           progress: bool = True, callback: Callable[[int, float], None] | None = None,
           stop: Callable[[], bool] | threading.Event | None = None) -> list[float]:
@@ -121,12 +121,12 @@ def train(model: EpsMLP, target: Target, schedule: Schedule, *, steps: int = DEF
         x_t = schedule.q_sample(x0, t, eps, check=False)
         return (model(x_t, t.to(x0.dtype), c) - eps).square().mean()
 
-    return fit(model, target, loss, steps=steps, batch_size=batch_size, lr=lr, seed=seed, history=history,
+    return fit(model, target, loss, steps=steps, batch_size=batch_size, lr=lr, ema=ema, seed=seed, history=history,
                progress=progress, callback=callback, stop=stop, desc=f"train {target.name}")
 
 
 def fit(model: torch.nn.Module, target, loss: Callable, *, steps: int, batch_size: int, lr: float,
-        seed: int = 0, history: list[float] | None = None, progress: bool = True,
+        ema: float = 0.0, seed: int = 0, history: list[float] | None = None, progress: bool = True,
         callback: Callable[[int, float], None] | None = None,
         stop: Callable[[], bool] | threading.Event | None = None, desc: str = "train") -> list[float]:
     """The training loop: ``steps`` Adam steps on ``loss(x0, c, g)`` over batches of ``target`` samples.
@@ -137,14 +137,21 @@ def fit(model: torch.nn.Module, target, loss: Callable, *, steps: int, batch_siz
     ``stop`` becoming true (an Event or a callable), ends training after the current step: the
     weights are those of the last completed step and ``history`` (a new list unless given) holds
     exactly those steps' losses. ``callback(step, loss)`` is called after each completed step.
+
+    ``ema`` > 0 keeps an exponential moving average of the weights, decay min(ema, (1 + k) / (10 + k))
+    after the k-th completed step of this call (the short warm-up keeps it from remembering the start),
+    and leaves it in the model when the call ends, stopped or not: the model is then the average of the
+    completed steps' weights, and a later call continues from it (with a fresh optimizer, as always).
     """
-    steps, batch_size, lr, seed, history, should_stop = _check_fit(steps, batch_size, lr, seed, history,
-                                                                   callback, stop)
+    steps, batch_size, lr, ema, seed, history, should_stop = _check_fit(steps, batch_size, lr, ema, seed, history,
+                                                                        callback, stop)
     param = next(model.parameters())
     g = torch.Generator().manual_seed(seed)
     pool_x, pool_c = target.sample(POOL_SIZE, g)
     pool_x, pool_c = pool_x.to(param.device, param.dtype), pool_c.to(param.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    weights = [p for p in model.parameters() if p.requires_grad]
+    average = [p.detach().clone() for p in weights] if ema > 0 else None
     model.train()
     bar = tqdm(total=steps, desc=desc, disable=not progress, mininterval=0.5)
     with _deferred_interrupt() as interrupted:
@@ -155,6 +162,9 @@ def fit(model: torch.nn.Module, target, loss: Callable, *, steps: int, batch_siz
             idx = torch.randint(POOL_SIZE, (batch_size,), generator=g).to(param.device)
             value = loss(pool_x[idx], pool_c[idx], g)
             adam_step(optimizer, value, lr, step, steps)
+            if average is not None:
+                with torch.no_grad():
+                    torch._foreach_lerp_(average, weights, 1 - min(ema, (1 + step) / (10 + step)))
             history.append(value.item())
             bar.update(1)
             if step % 100 == 0:
@@ -162,6 +172,9 @@ def fit(model: torch.nn.Module, target, loss: Callable, *, steps: int, batch_siz
             if callback is not None:
                 callback(step, history[-1])
     bar.close()
+    if average is not None:
+        with torch.no_grad():
+            torch._foreach_copy_(weights, average)
     model.eval()
     return history
 
@@ -188,11 +201,14 @@ def _check_train(model, target, schedule, p_uncond) -> float:
     return check_float("p_uncond", p_uncond, 0.0, 1.0)
 
 
-def _check_fit(steps, batch_size, lr, seed, history, callback, stop):
+def _check_fit(steps, batch_size, lr, ema, seed, history, callback, stop):
     """fit's arguments checked; returns them with history a list and stop a function."""
     steps = check_int("steps", steps, 0, 10_000_000)
     batch_size = check_int("batch_size", batch_size, 1, 1_000_000)
     lr = check_float("lr", lr, 0.0, 1.0, low_open=True)
+    ema = check_float("ema", ema, 0.0, 1.0)
+    if ema == 1.0:
+        raise ValueError("ema must be in [0, 1) (the decay of the weights' moving average; 0 keeps none), got 1.0")
     if history is not None and not isinstance(history, list):
         raise TypeError(f"history must be a list (appended to) or None, got {type(history).__name__}")
     if callback is not None and not callable(callback):
@@ -200,4 +216,4 @@ def _check_fit(steps, batch_size, lr, seed, history, callback, stop):
     if stop is not None and not (isinstance(stop, threading.Event) or callable(stop)):
         raise TypeError(f"stop must be a threading.Event, a callable or None, got {type(stop).__name__}")
     should_stop = stop.is_set if isinstance(stop, threading.Event) else (stop or (lambda: False))
-    return steps, batch_size, lr, check_seed(seed), [] if history is None else history, should_stop
+    return steps, batch_size, lr, ema, check_seed(seed), [] if history is None else history, should_stop

@@ -160,3 +160,41 @@ def test_train_rejects_a_model_that_does_not_fit_the_target(ring8, cosine):
         train(EpsMLP(ring8.num_classes, T=cosine.T, dim=3), ring8, cosine, steps=1, progress=False)
     with pytest.raises(ValueError, match="T"):
         train(new_model(ring8, cosine), ring8, schedules.cosine(T=10), steps=1, progress=False)
+
+
+def test_ema_leaves_the_moving_average_of_the_completed_steps_in_the_model(ring8, cosine):
+    model = new_model(ring8, cosine, seed=2)
+    start = [p.detach().clone() for p in model.parameters()]
+    raw, stop = [], threading.Event()
+
+    def callback(step, loss):  # the optimizer's own weights after each completed step
+        raw.append([p.detach().clone() for p in model.parameters()])
+        if step == 29:
+            stop.set()
+
+    history = train(model, ring8, cosine, steps=100, ema=0.9, stop=stop, callback=callback, progress=False)
+    assert len(history) == len(raw) == 30
+    average = start
+    for k, weights in enumerate(raw):  # decay min(ema, (1 + k) / (10 + k)) after the k-th step
+        decay = min(0.9, (1 + k) / (10 + k))
+        average = [decay * a + (1 - decay) * w for a, w in zip(average, weights)]
+    assert all(torch.allclose(p, a, atol=1e-6) for p, a in zip(model.parameters(), average))
+    assert not all(torch.allclose(p, w, atol=1e-4) for p, w in zip(model.parameters(), raw[-1]))
+    # Stopped or not, the model is the average: a replay of the same 30 steps gives it bit for bit,
+    # and a later call continues from it (an empty call leaves it as it is).
+    replay, seen = new_model(ring8, cosine, seed=2), []
+    train(replay, ring8, cosine, steps=100, ema=0.9, progress=False, stop=lambda: len(seen) == 30,
+          callback=lambda step, loss: seen.append(step))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), replay.parameters()))
+    before = [p.detach().clone() for p in model.parameters()]
+    assert train(model, ring8, cosine, steps=0, ema=0.9, progress=False) == []
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), before))
+
+
+def test_train_rejects_bad_ema(ring8, cosine):
+    model = new_model(ring8, cosine)
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="ema"):
+            train(model, ring8, cosine, steps=1, ema=bad, progress=False)
+    with pytest.raises(TypeError, match="ema"):
+        train(model, ring8, cosine, steps=1, ema="0.9", progress=False)
