@@ -10,6 +10,7 @@ JupyterLab.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -24,25 +25,22 @@ from pathlib import Path
 import pytest
 import yaml
 from pagekit import PageLog, chapters
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["index", *(f"notebooks/{path.stem}" for path in chapters()), "references"]
 BUILD_S = 600
+MATH_S = 180  # MathJax 2 typesets a few hundred formulas in seconds; far slower on a loaded machine
+BUILT: dict[str, str] = {}  # notebook name -> its text when the site was built (others may commit meanwhile)
 ARXIV = re.compile(r"arXiv:\s*(\d{4}\.\d{4,5})")
 # Every formula typeset (MathJax 2 puts a .MathJax or .MathJax_Display element in each of Sphinx's
 # .math.notranslate elements), none with a TeX error (merror: a parse error; noErrors: the source shown).
-MATH_REPORT = """() => new Promise(done => {
-    const report = () => {
-        const math = [...document.querySelectorAll('.math.notranslate')];
-        done({math: math.length,
-              untypeset: math.filter(e => !e.querySelector('.MathJax, .MathJax_Display')).map(e => e.textContent),
-              errors: [...document.querySelectorAll('.merror, .MathJax_Error, .noError')].map(e => e.textContent)});
-    };
-    // Sphinx loads MathJax only on pages with math; "End" is after MathJax's first typesetting.
-    if (window.MathJax && MathJax.Hub) MathJax.Hub.Register.StartupHook("End", () => MathJax.Hub.Queue(report));
-    else report();
-    setTimeout(() => done({timeout: "MathJax did not finish within 60 s"}), 60000);
-})"""
+MATH_DONE = """() => !window.MathJax || (MathJax.isReady && MathJax.Hub.queue.pending === 0
+    && [...document.querySelectorAll('.math.notranslate')].every(e => e.querySelector('.MathJax, .MathJax_Display')))"""
+MATH_REPORT = """() => ({
+    untypeset: [...document.querySelectorAll('.math.notranslate')]
+        .filter(e => !e.querySelector('.MathJax, .MathJax_Display')).map(e => e.textContent),
+    errors: [...document.querySelectorAll('.merror, .MathJax_Error, .noError')].map(e => e.textContent)})"""
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -53,6 +51,7 @@ class QuietHandler(SimpleHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("website")
+    BUILT.update({path.name: path.read_text() for path in chapters()})  # what the site is built from
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     start = time.monotonic()
     build = subprocess.run(["bash", str(ROOT / "scripts" / "build_website.sh"), str(out)], cwd=ROOT, env=env,
@@ -96,14 +95,16 @@ def opened(browser, server):
         page.close()
 
 
-def png_outputs(path: Path) -> int:
-    nb = json.loads(path.read_text())
-    return sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
+def figures(path: Path) -> int:
+    """The images the chapter's outputs show: a PNG each, or the <img> tags of an HTML output (a static player)."""
+    outputs = [o.get("data", {}) for c in json.loads(BUILT[path.name])["cells"] for o in c.get("outputs", [])]
+    return sum(1 if "image/png" in d else "".join(d.get("text/html", "")).count("<img") for d in outputs)
 
 
 def cited(path: Path) -> set[str]:
     """The arXiv ids in the chapter's References section."""
-    text = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+    cells = json.loads(BUILT[path.name])["cells"]
+    text = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     section = re.search(r"^#+\s*References\s*$(.*?)(?=^#|\Z)", text, re.M | re.S)
     return set(ARXIV.findall(section.group(1))) if section else set()
 
@@ -116,6 +117,8 @@ def test_page_loads_offline_with_every_image_and_formula(opened, path):
     assert log.external == [], f"requests to the internet: {log.external}"
     images = page.evaluate("() => [...document.images].map(i => [i.src, i.complete && i.naturalWidth > 0])")
     assert [src for src, ok in images if not ok] == []
+    with contextlib.suppress(PlaywrightTimeout):  # (then the report says what is left)
+        page.wait_for_function(MATH_DONE, timeout=MATH_S * 1000, polling=500)
     math = page.evaluate(MATH_REPORT)
     assert math["untypeset"] == [] and math["errors"] == [], math
 
@@ -123,8 +126,8 @@ def test_page_loads_offline_with_every_image_and_formula(opened, path):
 @pytest.mark.parametrize("notebook", chapters(), ids=lambda p: p.stem)
 def test_chapter_page_shows_its_figures_and_launches_on_binder(opened, notebook):
     page, log = opened(f"notebooks/{notebook.stem}")
-    figures = page.locator("article img").count()
-    assert figures == png_outputs(notebook), f"{figures} figures on the page, {png_outputs(notebook)} in the notebook"
+    shown, expected = page.locator("article img").count(), figures(notebook)
+    assert shown == expected, f"{shown} figures on the page, {expected} in the notebook"
     assert page.locator("article h1").count() >= 1
     config = yaml.safe_load((ROOT / "website" / "_config.yml").read_text())
     repo = config["repository"]["url"].removeprefix("https://github.com/")
