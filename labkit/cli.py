@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoints, oracle, schedules, targets
-from ._checks import check_int
+from ._checks import SEED_MAX, check_int
 from .guidance import cfg
 from .quality import DEFAULT_STEPS, format_table, parse_samplers, run_quality
 from .samplers import GRIDS, SAMPLERS
@@ -44,7 +44,7 @@ def _model(args, quiet: bool, retrain: bool = False):
     """Load ``args.checkpoint`` when it exists (unless ``retrain``), else train a fresh model (and
     save it if asked)."""
     target, schedule = targets.get(args.target), schedules.get(args.schedule)
-    check_int("--seed", args.seed, 0, 2**63 - 1)
+    check_int("--seed", args.seed, 0, SEED_MAX)
     settings = recipe(target)
     if args.train_steps is not None:
         settings["steps"] = check_int("--train-steps", args.train_steps, 0, 10_000_000)

@@ -3,11 +3,11 @@
 Noise levels sigma_1 > ... > sigma_L are geometric. At level i, with t_i = t(sigma_i) on the
 schedule, ``steps_per_level`` Langevin steps sample the noised marginal p_{t_i}:
 
-    x <- x + alpha_i / 2 * s(x, t_i) + sqrt(alpha_i) z,     s(x, t) = -eps(x, t) / sqrt(1 - abar_t),
+    x <- x + delta_i / 2 * s(x, t_i) + sqrt(delta_i) z,     s(x, t) = -eps(x, t) / sqrt(1 - abar_t),
 
-with z ~ N(0, I). The paper's step size alpha_i = epsilon sigma_i^2 / sigma_L^2 is written for the
+with z ~ N(0, I). The paper's step size (its alpha_i) = epsilon sigma_i^2 / sigma_L^2 is written for the
 variance-exploding process x_sigma = x_0 + sigma eps. labkit's eps functions live in VP coordinates
-x_t = sqrt(abar_t) x_sigma, where the same chain reads alpha_i = epsilon abar_L (1 - abar_i) / (1 - abar_L);
+x_t = sqrt(abar_t) x_sigma, where the same chain reads delta_i = epsilon abar_L (1 - abar_i) / (1 - abar_L);
 ``step_size`` is that constant epsilon abar_L, the step at the last (smallest) level.
 """
 
@@ -61,11 +61,11 @@ def annealed_langevin(eps_fn, schedule: Schedule, noise: torch.Tensor, *, levels
     record = _Recorder(True, len(sigmas) * steps_per_level + 1)
     record.add(x)
     for t, abar in zip(ts, abars, strict=True):
-        alpha = step_size * (1.0 - abar) / (1.0 - abars[-1])
+        delta = step_size * (1.0 - abar) / (1.0 - abars[-1])
         tt = torch.full((len(x),), t, dtype=x.dtype, device=x.device)
         for _ in range(steps_per_level):
             score = -eps_fn(x, tt) / math.sqrt(1.0 - abar)
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x = x + alpha / 2 * score + math.sqrt(alpha) * z
+            x = x + delta / 2 * score + math.sqrt(delta) * z
             record.add(x)
     return SampleResult(x, record.trajectory(), len(sigmas) * steps_per_level)

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from . import samplers as _samplers
-from ._checks import check_int
+from ._checks import check_int, check_seed
 from .schedules import Schedule
 from .targets import Target
 
@@ -62,7 +62,7 @@ def run_quality(eps_fn, target: Target, schedule: Schedule, samplers=("ddim", "h
         _samplers.ddim_timesteps(schedule, max(steps))  # fail early if too many for the schedule
     n = check_int("n", n, metrics.DETAIL_K + 1, 100_000)
     seeds = check_int("seeds", seeds, 1, 1000)
-    seed = check_int("seed", seed, 0, 2**63 - 1)
+    seed = check_seed(seed)
     should_stop = getattr(stop, "is_set", stop) or (lambda: False)
     g = torch.Generator().manual_seed(seed)
     floors = {s: metrics.noise_floor(target, n, statistic=s) for s in metrics.STATISTICS}

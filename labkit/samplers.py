@@ -190,8 +190,8 @@ def ddpm(eps_fn, schedule: Schedule, noise: torch.Tensor, *, sigma_max: float | 
     last step, no clipping of x0_hat (2-D targets are not in [-1, 1]). ``sigma_max=None`` starts at
     x_{T-1} = noise (all T steps); otherwise at t_max, the largest t with sigma_t <= sigma_max, from
     noise sqrt(1 - abar_{t_max}). The default 80 is the start of the other samplers: under the cosine
-    schedule the last betas are 0.999, so each of the first steps above sigma ~ 80 multiplies a
-    learned eps's error by up to 1 / sqrt(1 - beta) ~ 30 (chapter 4).
+    schedule beta_{T-1} = 0.999, so the step from t = T-1 multiplies a learned eps's error by about
+    beta / sqrt((1 - abar) alpha) ~ 30 and throws points far outside the data (chapter 4).
     """
     _check_common(eps_fn, schedule, noise)
     check_generator(generator)

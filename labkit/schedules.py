@@ -155,8 +155,9 @@ def linear(T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> S
 def cosine(T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
     """Cosine schedule (Nichol & Dhariwal 2021, Eq. 17).
 
-    abar(t) = f(t) / f(0), f(t) = cos(((t / T + s) / (1 + s)) * pi / 2)^2, and
-    beta_t = min(1 - abar(t + 1) / abar(t), max_beta) for t = 0..T-1.
+    The paper's abar(u) = f(u) / f(0) with f(u) = cos(((u / T + s) / (1 + s)) pi / 2)^2 at its steps
+    u = 1..T; labkit's index t = u - 1 starts at 0, so beta_t = min(1 - f(t + 1) / f(t), max_beta) and
+    abar_t = prod_{s <= t} (1 - beta_s), which is f(t + 1) / f(0) until a beta is clipped (below, f takes u / T).
     """
     T, s, max_beta = _check_cosine(T, s, max_beta)
 

@@ -2,7 +2,7 @@
 
 Each solver is a generator: it starts from x at sigmas[0] and yields x after every step, in the
 variance-exploding coordinates of Karras et al. 2022 (x = x_0 + sigma eps). A solver knows nothing
-of eps, timesteps or alphas: :func:`labkit.samplers.denoiser` wraps an eps function once, and the
+of eps, timesteps or alphas: :class:`labkit.samplers.Denoiser` wraps an eps function once, and the
 grids (:func:`labkit.samplers.trailing`, :func:`labkit.samplers.karras`) are plain lists. The
 probability-flow ODE in these coordinates is (Karras et al. 2022, Eq. 3 with sigma(t) = t)
 

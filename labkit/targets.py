@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ._checks import check_float, check_generator, check_int
+from ._checks import SEED_MAX, check_float, check_generator, check_int
 
 
 class Target:
@@ -234,7 +234,7 @@ class Digits(Target):
         data = load_digits()
         x = torch.from_numpy(data.data).to(torch.float64) / 8.0 - 1.0
         c = torch.from_numpy(data.target).long()
-        g = torch.Generator().manual_seed(check_int("split_seed", split_seed, 0, 2**62))
+        g = torch.Generator().manual_seed(check_int("split_seed", split_seed, 0, SEED_MAX))
         keep, out = [], []
         for k in range(10):
             rows = (c == k).nonzero()[:, 0]

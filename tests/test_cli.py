@@ -10,14 +10,16 @@ from labkit.cli import main
 def test_quality_with_the_exact_score_writes_json_and_png(tmp_path, capsys):
     out = tmp_path / "q"
     rc = main(["quality", "--target", "ring8", "--exact", "--samplers", "ddim,heun", "--steps", "2,16",
-               "--n", "300", "--seeds", "2", "--out", str(out), "--quiet"])
+               "--n", "500", "--seeds", "2", "--grid", "karras", "--out", str(out), "--quiet"])
     assert rc == 0
     data = json.loads((out / "quality.json").read_text())
-    assert data["target"] == "ring8" and data["eps"] == "exact"
-    assert {"mean", "sd"} == set(data["floor"])
-    assert [(r["sampler"], r["steps"], r["nfe"]) for r in data["records"]] == [
-        ("ddim", 2, 2), ("ddim", 16, 16), ("heun", 2, 3), ("heun", 16, 31)]
-    assert all(len(r["mmd2"]) == 2 for r in data["records"])
+    assert data["target"] == "ring8" and data["eps"] == "exact" and data["train_seconds"] == 0.0
+    assert {"mean", "sd", "threshold"} == set(data["floor"]) == set(data["detail_floor"])
+    assert [(r["sampler"], r["grid"], r["steps"], r["nfe"]) for r in data["records"]] == [
+        ("ddim", "karras", 2, 2), ("ddim", "karras", 16, 16), ("heun", "karras", 2, 3), ("heun", "karras", 16, 31)]
+    assert all(len(r["mmd2"]) == len(r["detail_miss"]) == 2 for r in data["records"])
+    assert all(isinstance(r["at_floor"], bool) and 0 <= r["at_floor_seeds"] <= 2 for r in data["records"])
+    assert [r["at_floor"] for r in data["records"] if r["steps"] == 2] == [False, False]
     assert (out / "quality.png").stat().st_size > 10_000
     table = capsys.readouterr().out
     assert "noise floor" in table and "heun" in table

@@ -14,7 +14,7 @@ import ipywidgets as W
 import torch
 
 from .. import digits as _digits
-from .._checks import check_float, check_int
+from .._checks import check_float, check_int, check_seed
 from ..guidance import cfg
 from ..plotting import grid_array, image_grid
 from ..samplers import SAMPLERS, run
@@ -27,7 +27,7 @@ class NoisedDigitsApp(App):
     def __init__(self, target, schedule, *, n: int = 8, t: int = 0, seed: int = 0):
         self.target, self.schedule = target, schedule
         n = check_int("n", n, 1, 64)
-        g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**62))
+        g = torch.Generator().manual_seed(check_seed(seed))
         self.x0, _ = target.sample(n, g, classes=torch.arange(n) % target.num_classes)
         self.eps = torch.randn(self.x0.shape, generator=g)
         self.t = check_int("t", t, 0, schedule.T - 1)
@@ -83,7 +83,7 @@ class GuidedDigitsApp(App):
         self.sampler, self.steps = sampler, check_int("steps", steps, 1, 1000)
         self.sigma_max = check_float("sigma_max", sigma_max, 0.0, low_open=True)
         self.ncols = check_int("ncols", ncols, 1, 100)
-        g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**62))
+        g = torch.Generator().manual_seed(check_seed(seed))
         self.noise = torch.randn(check_int("n", n, 2, 10_000), target.dim, generator=g)
         self.timings_ms: list[float] = []
         super().__init__(figsize=(0.6 * self.ncols, 0.6 * -(-n // self.ncols) + 0.5))

@@ -14,7 +14,7 @@ import torch
 
 from .. import fields
 from .. import flow as _flow
-from .._checks import check_float, check_int
+from .._checks import check_float, check_int, check_seed
 from ..guidance import class_spread
 from ..metrics import mmd2
 from .base import App
@@ -33,7 +33,7 @@ class VelocityFieldApp(App):
         t = check_float("t", t, 0.0, 1.0)
         self.points = fields.grid(self.lim, check_int("size", size, 2, 100))
         self.cell = 2 * self.lim / (size - 1)
-        g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**62))
+        g = torch.Generator().manual_seed(check_seed(seed))
         self.x0 = target.sample(check_int("n_target", n_target, 2, 100_000), g)[0]
         self.eps = torch.randn(self.x0.shape, generator=g)
         super().__init__(figsize=(4.2 * len(velocity_fns), 4.4), ncols=len(velocity_fns))
@@ -98,7 +98,7 @@ class FlowSamplerApp(App):
         self.n_paths = check_int("n_paths", n_paths, 0, n)
         if solver not in _flow.SOLVERS:
             raise ValueError(f"solver must be one of {list(_flow.SOLVERS)}, got {solver!r}")
-        g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**62))
+        g = torch.Generator().manual_seed(check_seed(seed))
         self.noise = torch.randn(check_int("n", n, 2, 100_000), target.dim, generator=g)
         self.reference = target.sample(n, g)[0]
         background = target.sample(1000, g)[0]

@@ -12,7 +12,7 @@ import torch
 
 from .. import schedules as _schedules
 from .. import targets as _targets
-from .._checks import check_int
+from .._checks import check_int, check_seed
 from .base import App
 
 SCHEDULES = ("linear", "cosine")
@@ -24,7 +24,7 @@ class NoisingApp(App):
     def __init__(self, target: str = "ring8", schedule: str = "cosine", t: int = 0, n: int = 1000,
                  seed: int = 0, lim: float = 3.5):
         self.n = check_int("n", n, 1, 100_000)
-        self.seed = check_int("seed", seed, 0, 2**63 - 1)
+        self.seed = check_seed(seed)
         self.lim = lim
         super().__init__(figsize=(9, 4), ncols=2)
         self.ax_cloud, self.ax_curve = self.axes

@@ -18,7 +18,7 @@ import matplotlib as mpl
 import torch
 
 from .. import fields
-from .._checks import check_float, check_int
+from .._checks import check_float, check_int, check_seed
 from ..guidance import cfg
 from ..samplers import heun
 from .base import App
@@ -45,7 +45,7 @@ class GuidanceApp(App):
         self.lim = check_float("lim", lim, 0.0, 100.0, low_open=True)
         self.steps = check_int("steps", steps, 1, 1000)
         n = check_int("n", n, 1, 100_000)
-        g = torch.Generator().manual_seed(check_int("seed", seed, 0, 2**62))
+        g = torch.Generator().manual_seed(check_seed(seed))
         self.noise = torch.randn(n, 2, generator=g)
         self.x0, self.c0 = target.sample(check_int("n_target", n_target, 2, 100_000), g)
         self.eps_t = torch.randn(self.x0.shape, generator=g)   # fixed noise for the noised background

@@ -25,7 +25,7 @@ from .. import samplers as _samplers
 from .. import schedules as _schedules
 from .. import targets as _targets
 from .. import train as _train
-from .._checks import check_float, check_int
+from .._checks import check_float, check_int, check_seed
 from ..fields import display_arrows, grid, score_field
 from ..guidance import cfg
 from ..plotting import plot_quality
@@ -106,7 +106,7 @@ class LabApp(App):
         self.quality_samplers = tuple(quality_samplers)
         for name in self.quality_samplers:
             self._check_sampler(name, "quality_samplers")
-        self.seed = check_int("seed", seed, 0, 2**62)
+        self.seed = check_seed(seed)
         refresh_s = check_float("refresh_s", refresh_s, 0.0, 60.0)
         self.debounce_s = check_float("debounce_s", debounce_s, 0.0, 10.0)
         train_steps = check_int("train_steps", train_steps, 1, 1_000_000)

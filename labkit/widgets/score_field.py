@@ -14,7 +14,7 @@ import torch
 
 from .. import schedules as _schedules
 from .. import targets as _targets
-from .._checks import check_float, check_int
+from .._checks import check_float, check_int, check_seed
 from ..fields import display_arrows, grid, score_field
 from .base import App
 
@@ -50,7 +50,7 @@ class ScoreFieldApp(App):
         self.lim = check_float("lim", lim, 0.0, 1e3, low_open=True)
         self.size = check_int("size", size, 2, 200)
         n_points = check_int("n_points", n_points, 1, 100_000)
-        seed = check_int("seed", seed, 0, 2**63 - 1)
+        seed = check_seed(seed)
         self.common_scale = bool(common_scale)
         T = self.schedule.T
         if t is None:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import schedules as _schedules
 from .. import targets as _targets
-from .._checks import check_float, check_int
+from .._checks import check_float, check_int, check_seed
 from ..model import EpsMLP
 from ..train import DEFAULTS, new_model
 from ..train import train as _train
@@ -48,7 +48,7 @@ class TrainingApp(App):
         if model is not None and not isinstance(model, EpsMLP):
             raise TypeError(f"model must be an EpsMLP or None, got {type(model).__name__}")
         steps = check_int("steps", steps, 1, 1_000_000)
-        self.seed = check_int("seed", seed, 0, 2**62)
+        self.seed = check_seed(seed)
         self.train_kwargs = {"batch_size": check_int("batch_size", batch_size, 1, 1_000_000),
                              "lr": check_float("lr", lr, 0.0, 1.0, low_open=True),
                              "p_uncond": check_float("p_uncond", p_uncond, 0.0, 1.0)}
