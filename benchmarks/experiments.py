@@ -71,11 +71,36 @@ def recipe(specs, target_name="ring8", names=("dpm16-karras", "dpm16-trailing", 
                     **{k: v for k, v in full.items() if k not in train.MODEL_KEYS})
         cpu = time.process_time() - start
         q = {f"{k}/{mode}": v for mode in labels for k, v in judge(model, target, schedule, names, labels=mode).items()}
-        cells = "  ".join(f"{k} dm {v['detail_miss_mean']:.4f} mmd {v['mmd2_mean']:.4f}{' OK' if v['at_floor'] else ''}"
-                          for k, v in q.items())
+        cells = "  ".join(f"{k} dm {v['detail_miss_mean']:.4f} (max {max(v['detail_miss']):.4f}) mmd "
+                          f"{v['mmd2_mean']:.4f}{' OK' if v['at_floor'] else ''}" for k, v in q.items())
         print(f"{target_name} {spec} seed {seed}: CPU {cpu:.1f} s ({cpu / full['steps'] * 1e3:.2f} ms/step) "
               f"| {cells} | thresholds dm {next(iter(q.values()))['detail_miss_threshold']:.4f} "
               f"mmd {next(iter(q.values()))['mmd2_threshold']:.4f} | load {os.getloadavg()[0]:.1f}", flush=True)
+
+
+def flow_recipe(specs, target_name="ring8", runs=(("euler", 16), ("euler", 32), ("heun", 16))):
+    """The flow model's quality after training with each spec (flow.DEFAULTS updated by key=value pairs),
+    null-token samples judged by common.quality_check per (solver, steps) of flow.sample."""
+    from common import quality_check
+
+    from labkit import flow, targets
+
+    target = targets.get(target_name)
+    for spec in specs:
+        settings = parse_spec(spec)
+        seed = settings.pop("seed", 0)
+        full = {**flow.DEFAULTS, **settings}
+        model = flow.new_model(target, seed, full.pop("width"), full.pop("depth"))
+        start = time.process_time()
+        flow.train(model, target, seed=seed, progress=False, **full)
+        cpu = time.process_time() - start
+        v = flow.velocity_fn(model)
+        q = {f"{solver}{steps}": quality_check(lambda z, solver=solver, steps=steps, v=v: flow.sample(
+            v, z, steps, solver=solver).x, target) for solver, steps in runs}
+        cells = "  ".join(f"{k} dm {r['detail_miss_mean']:.4f} (max {max(r['detail_miss']):.4f}) mmd "
+                          f"{r['mmd2_mean']:.4f}{' OK' if r['at_floor'] else ''}" for k, r in q.items())
+        print(f"flow {target_name} {spec} seed {seed}: CPU {cpu:.1f} s | {cells} | load {os.getloadavg()[0]:.1f}",
+              flush=True)
 
 
 def blit():
@@ -134,6 +159,7 @@ def step_cost():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or sys.argv[1] not in ("recipe", "blit", "step-cost"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("recipe", "flow", "blit", "step-cost"):
         raise SystemExit(__doc__)
-    {"recipe": lambda: recipe(sys.argv[2:]), "blit": blit, "step-cost": step_cost}[sys.argv[1]]()
+    {"recipe": lambda: recipe(sys.argv[2:]), "flow": lambda: flow_recipe(sys.argv[2:]), "blit": blit,
+     "step-cost": step_cost}[sys.argv[1]]()
