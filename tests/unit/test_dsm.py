@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labkit import dsm, fields, oracle, targets
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 def _noised(target, sigma, n, seed):

@@ -3,7 +3,7 @@ import torch
 
 from labkit import guidance, oracle, schedules, targets
 from labkit.model import EpsMLP
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 class CountingModel(torch.nn.Module):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from labkit import oracle, schedules, targets
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 def _log_p_t(target, schedule, x, t, c=None):

@@ -14,7 +14,7 @@ from PIL import Image  # noqa: E402
 
 from labkit import oracle, samplers  # noqa: E402
 from labkit.widgets.trajectory import TrajectoryApp, ddpm_sigmas  # noqa: E402
-from tests.conftest import gen  # noqa: E402
+from tests.helpers import gen  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 from labkit import digits, schedules, targets, train  # noqa: E402
 from labkit.model import EpsMLP  # noqa: E402
 from labkit.widgets.digits import GuidedDigitsApp, NoisedDigitsApp  # noqa: E402
-from tests.conftest import rejects  # noqa: E402
+from tests.helpers import rejects  # noqa: E402
 
 
 @pytest.fixture(scope="module")

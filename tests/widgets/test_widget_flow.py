@@ -9,7 +9,7 @@ import torch  # noqa: E402
 from labkit import flow, oracle  # noqa: E402
 from labkit.guidance import class_spread  # noqa: E402
 from labkit.widgets.flow import FlowSamplerApp, VelocityFieldApp  # noqa: E402
-from tests.conftest import rejects  # noqa: E402
+from tests.helpers import rejects  # noqa: E402
 
 
 @pytest.fixture(scope="module")

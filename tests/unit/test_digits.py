@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 from labkit import digits, guidance, samplers, schedules, targets, train  # noqa: E402
 from labkit.model import EpsMLP  # noqa: E402
 from labkit.plotting import grid_array  # noqa: E402
-from tests.conftest import gen, rejects  # noqa: E402
+from tests.helpers import gen, rejects  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from labkit import targets
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 def test_required_targets_exist():

@@ -5,7 +5,7 @@ import torch
 
 from labkit import checkpoints
 from labkit.model import EpsMLP
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 def test_round_trip_is_exact(tmp_path):

@@ -20,6 +20,7 @@ import pytest
 SCRIPT = textwrap.dedent('''
     import hashlib, json, sys, tempfile
     from pathlib import Path
+    import numpy as np
     import torch
     from labkit import cli, guidance, metrics, samplers, schedules, targets
     from labkit.train import new_model, train
@@ -50,17 +51,19 @@ SCRIPT = textwrap.dedent('''
     heun = samplers.heun(eps_fn, schedule, noise, 8).x
     out["heun"] = digest(heun)
     out["heun cfg w=2"] = digest(samplers.heun(guidance.cfg(model, 3, 2.0), schedule, noise, 8).x)
+    out["dpmpp_2m trailing"] = digest(samplers.dpmpp_2m(eps_fn, schedule, noise, 8, grid="trailing").x)
+    out["euler_a"] = digest(samplers.euler_a(eps_fn, schedule, noise, 8, generator=gen(7)).x)
     out["mmd2"] = repr(metrics.mmd2(heun, ring8.sample(200, gen(5))[0]))
     out["noise_floor"] = repr(metrics.noise_floor(ring8, 200, 3, gen(6)).values)
     with tempfile.TemporaryDirectory() as tmp:
-        csv = Path(tmp) / "s.csv"
+        npz = Path(tmp) / "s.npz"
         code = cli.main(["sample", "--train-steps", "40", "--seed", str(seed), "--sampler", "heun", "--steps", "4",
-                         "--n", "50", "--out", str(csv), "--quiet"])
-        out["cli sample"] = f"{code}:" + hashlib.sha256(csv.read_bytes()).hexdigest()
+                         "--n", "50", "--out", str(npz), "--quiet"])
+        out["cli sample"] = f"{code}:" + digest(np.load(npz)["x"])
     print(json.dumps(out))
 ''')
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_all(jobs):

@@ -3,7 +3,7 @@ import torch
 
 from labkit import oracle
 from labkit.diagnostics import dsm_loss_by_t, eps_error_by_t, mode_stats
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 def test_a_constant_eps_offset_shows_as_that_error_at_every_t(ring8, cosine):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labkit import cache, checkpoints, schedules, train
-from tests.conftest import rejects
+from tests.helpers import rejects
 
 SMALL = {"steps": 30, "batch_size": 64, "width": 16, "depth": 2}
 

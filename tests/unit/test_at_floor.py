@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from labkit import metrics, perturbed, targets
-from tests.conftest import gen, rejects
+from tests.helpers import gen, rejects
 
 
 def _direct_precision_recall(x, y, k):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from labkit import guidance, metrics, oracle, samplers, schedules, targets
 from labkit.model import EpsMLP
 from labkit.train import one_torch_thread
-from tests.conftest import rejects
+from tests.helpers import rejects
 
 # 500 examples per entry point in the plain `python -m pytest` run; no deadline, since the
 # machine is shared and a slow example is not a failure.
@@ -307,12 +307,12 @@ def test_heun_gives_finite_samples_with_2n_minus_1_evaluations(schedule, n, dtyp
 def test_heun_runs_at_its_maximum_step_count():
     schedule = schedules.cosine(T=10)
     # A cheap linear eps (20 000 evaluations): the point is the step count, not the target.
-    out = samplers.heun(lambda x, t: 0.5 * x, schedule, noise_of(2, torch.float64, 0), samplers.HEUN_MAX_STEPS)
-    assert finite(out.x) and out.nfe == 2 * samplers.HEUN_MAX_STEPS - 1
+    out = samplers.heun(lambda x, t: 0.5 * x, schedule, noise_of(2, torch.float64, 0), samplers.MAX_STEPS)
+    assert finite(out.x) and out.nfe == 2 * samplers.MAX_STEPS - 1
 
 
 @FUZZ
-@given(name=st.sampled_from(samplers.SAMPLERS), n=st.integers(1, 8), noise_dtype=DTYPES, model_dtype=DTYPES,
+@given(name=st.sampled_from(list(samplers.SAMPLERS)), n=st.integers(1, 8), noise_dtype=DTYPES, model_dtype=DTYPES,
        wrapped=st.booleans(), seed=SEEDS, steps=st.integers(1, 6))
 def test_samplers_accept_noise_in_another_dtype_than_the_model(name, n, noise_dtype, model_dtype, wrapped, seed,
                                                               steps):
@@ -329,7 +329,7 @@ SCHED10 = schedules.cosine(T=10)
 
 @FUZZ
 @given(sampler=st.sampled_from(["ddpm", "ddim", "heun"]), case=st.one_of(
-    st.tuples(st.just("steps"), st.one_of(st.integers(max_value=0), st.integers(samplers.HEUN_MAX_STEPS + 1, 10**9),
+    st.tuples(st.just("steps"), st.one_of(st.integers(max_value=0), st.integers(samplers.MAX_STEPS + 1, 10**9),
                                           NOT_INTS)),
     st.tuples(st.just("eta"), st.one_of(st.floats(max_value=-1e-9), st.floats(min_value=1.0001), BAD_FLOATS,
                                         NOT_REALS)),
@@ -422,7 +422,7 @@ def test_cfg_rejects_bad_input_naming_it(case):
 
 
 @FUZZ
-@given(name=st.sampled_from(samplers.SAMPLERS), exact=st.booleans(),
+@given(name=st.sampled_from(list(samplers.SAMPLERS)), exact=st.booleans(),
        w=st.one_of(st.just(0.0), st.just(guidance.W_MAX), st.floats(0, guidance.W_MAX)), cls=st.integers(0, 8),
        n=st.integers(1, 8), steps=st.integers(1, 8), dtype=DTYPES, seed=SEEDS)
 def test_guided_sampling_stays_finite_up_to_the_largest_w(name, exact, w, cls, n, steps, dtype, seed):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from labkit import metrics, oracle, samplers, schedules
-from tests.conftest import gen
+from tests.helpers import gen
 
 N = 1000
 

@@ -5,7 +5,7 @@ import torch
 
 from labkit import metrics, oracle
 from labkit.langevin import annealed_langevin, noise_levels
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 def test_noise_levels_are_geometric_from_sigma_max_to_sigma_min():

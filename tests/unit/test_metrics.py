@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from labkit import metrics, targets
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 def _direct_mmd2(x, y, scales):

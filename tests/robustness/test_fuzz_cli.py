@@ -25,7 +25,7 @@ from labkit import checkpoints, cli, schedules, targets
 from labkit import train as train_module
 from labkit.model import EpsMLP
 from labkit.train import one_torch_thread
-from tests.conftest import rejects
+from tests.helpers import rejects
 
 FUZZ = settings(max_examples=500, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
