@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import oracle, samplers, schedules, solvers, targets
+from . import digits, oracle, samplers, schedules, solvers, targets
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError  # your code here"
@@ -158,6 +158,17 @@ def _check_mixture_score(fn):
             lambda x, m, sd: -(x[:, None] - m[None]).mean(1) / sd**2}, atol=1e-8)
 
 
+def _check_dsm_target(fn):
+    cases = []
+    for s, sigma in enumerate((0.05, 0.5, 3.0)):
+        x0 = _points(6, s + 30)
+        x_tilde = x0 + sigma * _points(6, s + 40)
+        cases.append(Case((x_tilde, x0, sigma), -(x_tilde - x0) / sigma**2, f"sigma = {sigma:g}"))
+    _compare(fn, cases, {
+        "the kernel's score points back to x_0: -(x~ - x_0) / sigma^2": lambda xt, x0, s: (xt - x0) / s**2,
+        "divide by the variance sigma^2, not by sigma": lambda xt, x0, s: -(xt - x0) / s})
+
+
 # ---- chapter 3: eps-prediction --------------------------------------------------------------------
 
 def _check_eps_to_score(fn):
@@ -168,6 +179,31 @@ def _check_eps_to_score(fn):
         "divide by the noise sd sqrt(1 - abar_t), not by its variance": lambda e, a: -e / (1 - a),
         "divide by sqrt(1 - abar_t), the sd of the noise in x_t, not by sqrt(abar_t)":
             lambda e, a: -e / math.sqrt(a)})
+
+
+def _eps_loss(eps_fn, x0, t, eps, abar, sqrt=True, sum_=False):
+    a = abar[:, None]
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps if sqrt else a * x0 + (1 - a) * eps
+    err = (eps_fn(x_t, t) - eps).square()
+    return err.sum() if sum_ else err.mean()
+
+
+def _check_eps_loss(fn):
+    cases = []
+    for s, (where, t) in enumerate((("t drawn uniformly", torch.randint(_SCHEDULE.T, (64,), generator=_gen(50))),
+                                    ("every t = 0", torch.zeros(64, dtype=torch.long)),
+                                    ("every t = 999", torch.full((64,), 999)))):
+        x0, _ = _RING8.sample(64, _gen(s + 51))
+        x0, eps, abar = x0.double(), _points(64, s + 60), _SCHEDULE.alphas_cumprod[t]
+        args = (_EXACT, x0, t.double(), eps, abar)
+        cases.append(Case(args, _eps_loss(*args), where))
+    _compare(fn, cases, {
+        "form x_t with square roots: sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps":
+            lambda f, x0, t, e, a: _eps_loss(f, x0, t, e, a, sqrt=False),
+        "average the squared error over the batch and the coordinates (.mean()), do not sum it":
+            lambda f, x0, t, e, a: _eps_loss(f, x0, t, e, a, sum_=True),
+        "the network predicts the noise: compare eps_fn(x_t, t) with eps, not with x_0":
+            lambda f, x0, t, e, a: _eps_loss(lambda x, t_: f(x, t_) - e + x0, x0, t, e, a)})
 
 
 # ---- chapter 4: one DDPM step ---------------------------------------------------------------------
@@ -195,6 +231,18 @@ def _check_ddpm_step(fn):
             lambda x, e, b, a, ap, z: _ddpm_step(x, -e, b, a, ap, z)})
 
 
+def _check_x0_hat(fn):
+    cases = [Case((x, e, abar), (x - math.sqrt(1 - abar) * e) / math.sqrt(abar), f"abar_t = {abar:g}")
+             for abar, (x, e) in zip(_ABARS, [(_points(5, s + 70), _points(5, s + 71)) for s in range(3)])]
+    _compare(fn, cases, {
+        "remove the noise: x_t - sqrt(1 - abar_t) eps_hat, then divide by sqrt(abar_t)":
+            lambda x, e, a: (x + math.sqrt(1 - a) * e) / math.sqrt(a),
+        "x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps: use the square roots":
+            lambda x, e, a: (x - (1 - a) * e) / a,
+        "divide by sqrt(abar_t) (the signal was shrunk by it), do not multiply":
+            lambda x, e, a: (x - math.sqrt(1 - a) * e) * math.sqrt(a)}, atol=1e-8)
+
+
 # ---- chapter 5: classifier-free guidance ----------------------------------------------------------
 
 def _check_cfg(fn):
@@ -205,6 +253,19 @@ def _check_cfg(fn):
             lambda c, u, w: u + w * (c - u),
         "guidance pushes away from the unconditional prediction: - w eps_null, + (1 + w) eps_c":
             lambda c, u, w: (1 + w) * u - w * c})
+
+
+def _check_classifier_guidance(fn):
+    cases = [Case((e, g, abar, w), e - w * math.sqrt(1 - abar) * g, f"abar_t = {abar:g}, w = {w:g}")
+             for abar, w, (e, g) in zip(_ABARS, (1.0, 2.0, 0.5), [(_points(5, s + 80), _points(5, s + 81))
+                                                                  for s in range(3)])]
+    _compare(fn, cases, {
+        "guidance moves x toward higher log p(c | x): subtract w sqrt(1 - abar_t) grad from eps_hat":
+            lambda e, g, a, w: e + w * math.sqrt(1 - a) * g,
+        "eps and the score differ by the factor sqrt(1 - abar_t), not (1 - abar_t)":
+            lambda e, g, a, w: e - w * (1 - a) * g,
+        "eps = -sqrt(1 - abar_t) x score: multiply the gradient by sqrt(1 - abar_t), do not divide":
+            lambda e, g, a, w: e - w * g / math.sqrt(1 - a)})
 
 
 # ---- chapter 6: one step of each ODE solver, on the exact eps of ring8 ----------------------------
@@ -303,13 +364,55 @@ def _check_flow_euler_step(fn):
             lambda v, x, t, tn: x + (t - tn) * v})
 
 
+# ---- chapter 10: digits -----------------------------------------------------------------------------
+
+def _nearest(x, reference):
+    return (x[:, None] - reference[None]).norm(dim=-1).min(dim=1).values   # exact (cdist rounds near 0)
+
+
+def _check_nearest_distance(fn):
+    ref = _points(40, 90, dim=64)
+    cases = [Case((x, r), _nearest(x, r), where) for x, r, where in (
+        (_points(7, 91, dim=64), ref, "7 x 64 against 40 rows"), (ref[[3, 17]].clone(), ref, "x in reference"),
+        (_points(5, 92, dim=64), ref[:1], "a reference of one row"))]
+    _compare(fn, cases, {
+        "that is the squared distance: take the square root": lambda x, r: _nearest(x, r).square(),
+        "the nearest row: the minimum over the reference, not the mean": lambda x, r: torch.cdist(x, r).mean(1),
+        "the nearest row is the closest one: take the minimum, not the maximum":
+            lambda x, r: torch.cdist(x, r).max(1).values}, atol=1e-6)
+
+
+def _pooled_diversity(x, c):
+    d = [torch.pdist(x[c == k]) for k in c.unique() if int((c == k).sum()) >= 2]
+    return torch.cat(d).mean()
+
+
+def _check_diversity(fn):
+    cases = []
+    for s, (sizes, where) in enumerate((((5, 9, 3), "classes of 5, 9 and 3"), ((2, 12), "classes of 2 and 12"),
+                                        ((4, 1, 6), "one class has a single member (leave it out)"))):
+        c = torch.cat([torch.full((m,), k) for k, m in enumerate(sizes)])
+        x = _points(len(c), s + 95, dim=64) + c[:, None].double()
+        cases.append(Case((x, c), torch.tensor(digits.diversity(x, c), dtype=torch.float64), where))
+    _compare(fn, cases, {
+        "measure within each class (the pairs of one class), not over all pairs": lambda x, c: torch.pdist(x).mean(),
+        "that is the squared distance: average the distances themselves (torch.pdist)": lambda x, c: torch.stack(
+            [torch.pdist(x[c == k]).square().mean() for k in c.unique() if int((c == k).sum()) >= 2]).mean(),
+        "average the classes' means (each class counts once), not all within-class pairs pooled":
+            _pooled_diversity}, atol=1e-9)
+
+
 CHECKS: dict[str, Callable] = {
     "q_sample": _check_q_sample,
     "abar_from_betas": _check_abar_from_betas,
     "mixture_score": _check_mixture_score,
+    "dsm_target": _check_dsm_target,
     "eps_to_score": _check_eps_to_score,
+    "eps_loss": _check_eps_loss,
+    "x0_hat": _check_x0_hat,
     "ddpm_step": _check_ddpm_step,
     "cfg": _check_cfg,
+    "classifier_guidance": _check_classifier_guidance,
     "euler_step": _check_euler_step,
     "heun_step": _check_heun_step,
     "dpmpp_2m_step": _check_dpmpp_2m_step,
@@ -317,6 +420,8 @@ CHECKS: dict[str, Callable] = {
     "flow_path": _check_flow_path,
     "flow_velocity": _check_flow_velocity,
     "flow_euler_step": _check_flow_euler_step,
+    "nearest_distance": _check_nearest_distance,
+    "diversity": _check_diversity,
 }
 
 

@@ -39,14 +39,27 @@ def _mmd2(x, y, h):
     return ((k(x, x).sum() - m) / (m * (m - 1)) + (k(y, y).sum() - n) / (n * (n - 1)) - 2 * k(x, y).mean())
 
 
+def _eps_loss(eps_fn, x0, t, eps, abar):
+    a = abar[:, None]
+    return (eps_fn(a.sqrt() * x0 + (1 - a).sqrt() * eps, t) - eps).square().mean()
+
+
+def _diversity(x, c, power=1):
+    return torch.stack([torch.pdist(x[c == k]).pow(power).mean() for k in c.unique() if (c == k).sum() >= 2]).mean()
+
+
 SOLUTIONS = {
     "q_sample": lambda x0, abar, eps: math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps,
     "abar_from_betas": lambda betas: torch.cumprod(1 - betas, dim=0),
     "mixture_score": _mixture_score,
+    "dsm_target": lambda x_tilde, x0, sigma: -(x_tilde - x0) / sigma**2,
     "eps_to_score": lambda eps, abar: -eps / math.sqrt(1 - abar),
+    "eps_loss": _eps_loss,
+    "x0_hat": lambda x_t, eps_hat, abar: (x_t - math.sqrt(1 - abar) * eps_hat) / math.sqrt(abar),
     "ddpm_step": lambda x, e, b, a, ap, z: (x - b / math.sqrt(1 - a) * e) / math.sqrt(1 - b)
     + math.sqrt((1 - ap) / (1 - a) * b) * z,
     "cfg": lambda eps_c, eps_null, w: (1 + w) * eps_c - w * eps_null,
+    "classifier_guidance": lambda eps_hat, grad, abar, w: eps_hat - w * math.sqrt(1 - abar) * grad,
     "euler_step": lambda D, x, s, sn: x + (sn - s) * (x - D(x, s)) / s,
     "heun_step": _heun_step,
     "dpmpp_2m_step": _dpmpp_2m_step,
@@ -54,6 +67,8 @@ SOLUTIONS = {
     "flow_path": lambda x0, eps, t: (1 - t) * x0 + t * eps,
     "flow_velocity": lambda x0, eps: eps - x0,
     "flow_euler_step": lambda v, x, t, t_next: x + (t_next - t) * v,
+    "nearest_distance": lambda x, reference: torch.cdist(x, reference).min(dim=1).values,
+    "diversity": _diversity,
 }
 
 # Three slips per exercise: a sign, a missing square root or factor, the wrong time / step / form.
@@ -63,10 +78,19 @@ WRONG = {
     "abar_from_betas": [lambda b: torch.cumprod(b, 0), lambda b: 1 - b, lambda b: torch.cumprod(1 - b, 0)[1:]],
     "mixture_score": [lambda x, m, sd: -_mixture_score(x, m, sd), lambda x, m, sd: _mixture_score(x, m, sd) * sd,
                       lambda x, m, sd: -(x[:, None] - m[None]).mean(1) / sd**2],
+    "dsm_target": [lambda xt, x0, s: (xt - x0) / s**2, lambda xt, x0, s: -(xt - x0) / s,
+                   lambda xt, x0, s: -(xt - x0) / 0.5**2],
+    "eps_loss": [lambda f, x0, t, e, a: (f(a[:, None] * x0 + (1 - a[:, None]) * e, t) - e).square().mean(),
+                 lambda f, x0, t, e, a: _eps_loss(f, x0, t, e, a) * x0.numel(),
+                 lambda f, x0, t, e, a: _eps_loss(f, x0, (t - 1).clamp(min=0), e, a)],
+    "x0_hat": [lambda x, e, a: (x + math.sqrt(1 - a) * e) / math.sqrt(a), lambda x, e, a: (x - (1 - a) * e) / a,
+               lambda x, e, a: (x - math.sqrt(a) * e) / math.sqrt(1 - a)],
     "eps_to_score": [lambda e, a: e / math.sqrt(1 - a), lambda e, a: -e / (1 - a), lambda e, a: -e / math.sqrt(a)],
     "ddpm_step": [lambda x, e, b, a, ap, z: SOLUTIONS["ddpm_step"](x, -e, b, a, ap, z),
                   lambda x, e, b, a, ap, z: (x - b / math.sqrt(1 - a) * e) / math.sqrt(1 - b) + math.sqrt(b) * z,
                   lambda x, e, b, a, ap, z: SOLUTIONS["ddpm_step"](x, e, b, ap, ap, z)],
+    "classifier_guidance": [lambda e, g, a, w: e + w * math.sqrt(1 - a) * g, lambda e, g, a, w: e - w * (1 - a) * g,
+                            lambda e, g, a, w: e - (w + 1) * math.sqrt(1 - a) * g],
     "cfg": [lambda c, u, w: u + w * (c - u), lambda c, u, w: (1 + w) * u - w * c, lambda c, u, w: (1 - w) * c + w * u],
     "euler_step": [lambda D, x, s, sn: x - (sn - s) * (x - D(x, s)) / s, lambda D, x, s, sn: x + (sn - s) * D(x, s),
                    lambda D, x, s, sn: x + (sn - s) * (x - D(x, sn if sn else s)) / s],
@@ -85,6 +109,10 @@ WRONG = {
     "flow_velocity": [lambda x0, e: x0 - e, lambda x0, e: e, lambda x0, e: 2 * (e - x0)],
     "flow_euler_step": [lambda v, x, t, tn: x + (t - tn) * v, lambda v, x, t, tn: x + tn * v,
                         lambda v, x, t, tn: x - v],
+    "nearest_distance": [lambda x, r: torch.cdist(x, r).square().min(1).values, lambda x, r: torch.cdist(x, r).mean(1),
+                         lambda x, r: torch.cdist(x, r)[:, 1:].min(1).values],
+    "diversity": [lambda x, c: torch.pdist(x).mean(), lambda x, c: _diversity(x, c, power=2),
+                  lambda x, c: torch.cat([torch.pdist(x[c == k]) for k in c.unique() if (c == k).sum() >= 2]).mean()],
 }
 
 
@@ -116,6 +144,13 @@ def test_named_slips_get_their_own_hint():
     assert "Euler step" in exercises.check("heun_step", WRONG["heun_step"][0]).message
     assert "differs by up to" in exercises.check("q_sample", WRONG["q_sample"][2]).message
     assert "about 2 x" in exercises.check("flow_velocity", WRONG["flow_velocity"][2]).message
+    assert "square roots" in exercises.check("eps_loss", WRONG["eps_loss"][0]).message
+    assert "do not sum" in exercises.check("eps_loss", WRONG["eps_loss"][1]).message
+    assert "differs by up to" in exercises.check("eps_loss", WRONG["eps_loss"][2]).message  # the wrong timestep
+    assert "sigma^2, not by sigma" in exercises.check("dsm_target", WRONG["dsm_target"][1]).message
+    assert "subtract" in exercises.check("classifier_guidance", WRONG["classifier_guidance"][0]).message
+    assert "squared distance" in exercises.check("nearest_distance", WRONG["nearest_distance"][0]).message
+    assert "pooled" in exercises.check("diversity", WRONG["diversity"][2]).message
 
 
 def _raises(*args):
