@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 
 import torch
 
@@ -39,7 +40,10 @@ def save(model: EpsMLP, path, *, target: str | None = None, schedule: str | None
         "train_seconds": train_seconds,
     }
     payload["sha256"] = _digest(payload)
-    tmp = f"{os.fspath(path)}.tmp"
+    # A temporary file of its own in the same folder: two processes saving one path never share it.
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(os.fspath(path)) + ".", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(os.fspath(path))))
+    os.close(fd)
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)  # a crash while writing never leaves a half-written checkpoint

@@ -56,8 +56,8 @@ def run_quality(eps_fn, target: Target, schedule: Schedule, samplers=("ddim", "h
     steps = sorted({check_int("steps", s, 1, _samplers.MAX_STEPS) for s in steps})
     if not steps:
         raise ValueError("steps must hold at least one step count")
-    if grid is not None and grid not in _samplers.GRIDS:
-        raise ValueError(f"grid must be None or one of {list(_samplers.GRIDS)}, got {grid!r}")
+    if grid is not None:
+        _samplers.check_grid(grid)
     if any(_samplers.SAMPLERS[s].takes_steps for s in names) and grid in (None, "trailing"):
         _samplers.ddim_timesteps(schedule, max(steps))  # fail early if too many for the schedule
     n = check_int("n", n, metrics.DETAIL_K + 1, 100_000)

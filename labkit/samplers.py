@@ -161,8 +161,7 @@ def sigma_grid(schedule: Schedule, steps: int, grid: str = "karras", sigma_max: 
                sigma_min: float | None = None, rho: float = 7.0) -> list[float]:
     """The grid called ``grid`` for ``schedule``: ``trailing`` from the largest sigma_t <= sigma_max, or
     ``karras`` from sigma_max (lowered to the schedule's largest sigma) to sigma_min (default its smallest)."""
-    if grid not in GRIDS:
-        raise ValueError(f"grid must be one of {list(GRIDS)}, got {grid!r}")
+    check_grid(grid)
     if grid == "trailing":
         if sigma_min is not None or rho != 7.0:
             raise ValueError("sigma_min and rho apply to grid='karras' only; the trailing grid takes sigma_max")
@@ -276,10 +275,22 @@ def run(name: str, eps_fn, schedule: Schedule, noise: torch.Tensor, steps: int |
     """Run the sampler registered as ``name`` (see :data:`SAMPLERS`); ``steps`` is ignored by samplers
     that do not take it (DDPM), ``generator`` by those that draw no noise. ``kwargs`` go to the sampler
     (``keep_trajectory`` and ``sigma_max`` to any of them, ``grid`` to those that take steps)."""
-    if name not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {name!r}")
-    fn = SAMPLERS[name].fn
+    fn = SAMPLERS[check_sampler(name)].fn
     if "generator" in inspect.signature(fn).parameters:
         kwargs["generator"] = generator
     return fn(eps_fn, schedule, noise, steps, **kwargs) if SAMPLERS[name].takes_steps else \
         fn(eps_fn, schedule, noise, **kwargs)
+
+
+def check_sampler(name, what: str = "sampler") -> str:
+    """``name`` if it is a key of :data:`SAMPLERS`, else a ValueError naming ``what`` and the choices."""
+    if name not in SAMPLERS:
+        raise ValueError(f"{what} must be one of {list(SAMPLERS)}, got {name!r}")
+    return name
+
+
+def check_grid(name, what: str = "grid") -> str:
+    """``name`` if it is a key of :data:`GRIDS`, else a ValueError naming ``what`` and the choices."""
+    if name not in GRIDS:
+        raise ValueError(f"{what} must be one of {list(GRIDS)}, got {name!r}")
+    return name

@@ -93,8 +93,8 @@ class LabApp(App):
                  debounce_s: float = 0.15):
         self._check_target(target)
         self.schedule = schedule if isinstance(schedule, _schedules.Schedule) else _schedules.get(schedule)
-        self._check_sampler(sampler)
-        self._check_grid(grid)
+        _samplers.check_sampler(sampler)
+        _samplers.check_grid(grid)
         steps = check_int("steps", steps, 1, MAX_STEPS)
         t = check_int("t", t, 0, self.schedule.T - 1)
         w = check_float("w", w, 0.0, MAX_W)
@@ -105,7 +105,7 @@ class LabApp(App):
         self.quality_seeds = check_int("quality_seeds", quality_seeds, 1, 100)
         self.quality_samplers = tuple(quality_samplers)
         for name in self.quality_samplers:
-            self._check_sampler(name, "quality_samplers")
+            _samplers.check_sampler(name, "quality_samplers")
         self.seed = check_seed(seed)
         refresh_s = check_float("refresh_s", refresh_s, 0.0, 60.0)
         self.debounce_s = check_float("debounce_s", debounce_s, 0.0, 10.0)
@@ -280,27 +280,15 @@ class LabApp(App):
             raise ValueError(f"target must be one of {_targets.names(2)}, got {name!r}")
         return name
 
-    @staticmethod
-    def _check_sampler(name, what: str = "sampler") -> str:
-        if name not in _samplers.SAMPLERS:
-            raise ValueError(f"{what} must be one of {list(_samplers.SAMPLERS)}, got {name!r}")
-        return name
-
-    @staticmethod
-    def _check_grid(name) -> str:
-        if name not in _samplers.GRIDS:
-            raise ValueError(f"grid must be one of {list(_samplers.GRIDS)}, got {name!r}")
-        return name
-
     # ----- plain methods (what the controls call; tests call them directly) -------------------
     def set_target(self, name: str) -> None:
         self.target_picker.value = self._check_target(name)
 
     def set_sampler(self, name: str) -> None:
-        self.sampler_picker.value = self._check_sampler(name)
+        self.sampler_picker.value = _samplers.check_sampler(name)
 
     def set_grid(self, name: str) -> None:
-        self.grid_picker.value = self._check_grid(name)
+        self.grid_picker.value = _samplers.check_grid(name)
 
     def set_steps(self, steps: int) -> None:
         self.steps_slider.value = check_int("steps", steps, 1, MAX_STEPS)
