@@ -115,6 +115,29 @@ print(cosine)
 print(inspect.getsource(schedules.Schedule.q_sample))
 
 # %% [markdown]
+# ### Exercise: the closed form
+#
+# Write `my_q_sample(x0, abar, eps)`: $x_t$ from data points `x0` (shape (n, 2)), one $\bar\alpha_t$ (a float)
+# and the noise `eps`. `exercises.check` runs it against labkit on random and corner inputs and prints one line:
+# *passed*, or *not yet* with what differs. Later cells use labkit's own function, so the chapter runs either
+# way. (Here: at $\bar\alpha_t$ = 0.9999, 0.5 and $10^{-4}$.)
+
+# %%
+import math  # noqa: E402
+
+from labkit import exercises  # noqa: E402
+
+
+def my_q_sample(x0, abar, eps):
+    """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, for one float abar_t."""
+    ### BEGIN SOLUTION
+    return math.sqrt(abar) * x0 + math.sqrt(1 - abar) * eps
+    ### END SOLUTION
+
+
+exercises.check("q_sample", my_q_sample)
+
+# %% [markdown]
 # ### Check: the chain and the closed form agree
 #
 # Start 20 000 copies of one point $x_0 = (2, 0)$ (a mode of the ring), run the chain step by step
@@ -157,6 +180,23 @@ for t, (mean, var) in checkpoints.items():
 
 # %%
 print(inspect.getsource(schedules.cosine))
+
+# %% [markdown]
+# ### Exercise: from $\beta_t$ to $\bar\alpha_t$
+#
+# Write `my_abar_from_betas(betas)`: $\bar\alpha_t$ for every $t$ from a schedule's $\beta_t$ (a float64 tensor
+# of length $T$, labkit's indexing: $\bar\alpha_0 = 1 - \beta_0$). Checked to $10^{-12}$ on the linear schedule
+# with $T = 10$ and the cosine schedule with $T = 50$.
+
+# %%
+def my_abar_from_betas(betas):
+    """abar_t = prod_{s <= t} (1 - beta_s), for every t (same length as betas)."""
+    ### BEGIN SOLUTION
+    return torch.cumprod(1 - betas, dim=0)
+    ### END SOLUTION
+
+
+exercises.check("abar_from_betas", my_abar_from_betas)
 
 # %% [markdown]
 # Three ways to read a schedule, all computed from labkit's `Schedule` objects:
@@ -235,6 +275,19 @@ print("linear abar_t < cosine abar_t for t <", int((linear.alphas_cumprod < cosi
 # target. The right panel shows where you are on the schedule's $\bar\alpha_t$ and SNR curves.
 # Things to try: find the $t$ at which the eight modes stop being separable under each schedule;
 # compare `checkerboard` and `text` at $t = 100$.
+
+# %% [markdown]
+# **Predict, then drag.** At $t = 500$, guess $\bar\alpha_t$ under each schedule and whether the ring is still
+# there; then drag $t$ to 500 and switch schedules.
+#
+# <details><summary>Answer</summary>
+#
+# Cosine: $\bar\alpha_{500} = 0.49$ (SNR 0.97; it crosses 0.5 at $t = 496$, printed above): the ring, shrunk to
+# radius $2\sqrt{0.49} = 1.4$, under noise of sd $\sqrt{1 - 0.49} = 0.71$, is still a blurred ring. Linear:
+# $\bar\alpha_{500} = 0.078$ (SNR 0.084, below 0.5 since $t = 259$): radius 0.56 under noise of sd 0.96, one
+# round cloud.
+#
+# </details>
 
 # %%
 app = NoisingApp(target="ring8", schedule="cosine", t=200, n=1000, seed=0)

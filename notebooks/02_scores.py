@@ -90,6 +90,31 @@ print(inspect.getsource(oracle._score))
 print(inspect.getsource(oracle._log_terms))
 
 # %% [markdown]
+# ### Exercise: the score of a mixture
+#
+# Write `my_mixture_score(x, means, sd)`: the score $\nabla_x\log p(x)$ of the equal-weight mixture
+# $\frac1K\sum_k\mathcal N(\mu_k, \mathrm{sd}^2 I)$ (`means` of shape (K, 2)) at the points `x` (shape (n, 2)),
+# with the responsibilities $r_k(x)$ above (a `torch.softmax`). `exercises.check` runs it against labkit on
+# random and corner inputs and prints one line: *passed*, or *not yet* with what differs. Later cells use
+# labkit's own function, so the chapter runs either way. (Here: against `torch.autograd` of the log-density, on
+# the ring's means, at sd = 0.5 and 0.1 and at points 0.001 from a mode.)
+
+# %%
+from labkit import exercises  # noqa: E402
+
+
+def my_mixture_score(x, means, sd):
+    """Score of (1/K) sum_k N(mu_k, sd^2 I) at x: -sum_k r_k(x) (x - mu_k) / sd^2."""
+    ### BEGIN SOLUTION
+    d = x[:, None] - means[None]                                  # (n, K, 2): x - mu_k
+    r = torch.softmax(-d.square().sum(-1) / (2 * sd**2), dim=1)   # r_k(x)
+    return -(r[..., None] * d).sum(1) / sd**2
+    ### END SOLUTION
+
+
+exercises.check("mixture_score", my_mixture_score)
+
+# %% [markdown]
 # ### Check against automatic differentiation
 #
 # To differentiate $\log p_t$ we need it as a function. Write $x_t = \sqrt{\bar\alpha_t}\,\tilde x$
@@ -187,6 +212,23 @@ print("largest |score| on the grid:", {t: f"{v:.3g}" for t, v in largest.items()
 # %%
 print(inspect.getsource(dsm.dsm_loss))
 print(inspect.getsource(dsm.ScoreNet.forward))
+
+# %% [markdown]
+# ### Exercise: the target of denoising score matching
+#
+# Write `my_dsm_target(x_tilde, x0, sigma)`: the score of the blurring kernel, $\nabla_{\tilde x}\log q(\tilde
+# x\mid x_0)$ with $q = \mathcal N(x_0, \sigma^2 I)$, the target that $s_\theta(\tilde x)$ regresses onto.
+# Checked at $\sigma$ = 0.05, 0.5 and 3, the three noise levels below.
+
+# %%
+def my_dsm_target(x_tilde, x0, sigma):
+    """grad log N(x_tilde; x_0, sigma^2 I) = -(x_tilde - x_0) / sigma^2 (= -z / sigma)."""
+    ### BEGIN SOLUTION
+    return -(x_tilde - x0) / sigma**2
+    ### END SOLUTION
+
+
+exercises.check("dsm_target", my_dsm_target)
 
 # %% [markdown]
 # We train one network at each of three noise levels on the ring (component sd 0.1, modes 1.53
@@ -303,6 +345,19 @@ for name, sigma in sigmas.items():
 # huge away from them) to 999 (one Gaussian, arrows to the origin). Arrows are rescaled at every $t$
 # (longest = 0.9 grid cell; the factor is shown in the panel). Chapter 3 adds a learned panel beside
 # the exact one.
+
+# %% [markdown]
+# **Predict, then drag.** Where will the arrows point at $t = 999$, and how long is the longest true arrow on
+# the grid (half-width 3)? At $t = 5$, where is the longest one? Guess, then drag.
+#
+# <details><summary>Answer</summary>
+#
+# At $t = 999$ ($\bar\alpha \approx 2\times 10^{-9}$) $p_t$ is $\mathcal N(0, I)$ to rounding, so $s(x) = -x$:
+# every arrow points at the origin and the longest, at a corner, is $3\sqrt 2 = 4.24$ long (the exact field
+# equals $-x$ there to float rounding). At $t = 5$ the longest (217, printed above) is at a corner too, 2.24
+# from the nearest mode: the score grows as distance $/ v_k$ with $v_k \approx 0.01$.
+#
+# </details>
 
 # %%
 app = ScoreFieldApp(cosine, {"exact score of the noised ring": exact}, target=ring8, t=100)

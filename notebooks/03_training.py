@@ -94,6 +94,41 @@ print(target, schedule)
 print(inspect.getsource(train.train))
 
 # %% [markdown]
+# ### Exercises: eps is a score, and the loss
+#
+# `my_eps_to_score(eps, abar)`: the score an eps prediction stands for, at one $\bar\alpha_t$ (a float).
+# `my_eps_loss(eps_fn, x0, t, eps, abar)`: the loss of one batch as in `train` above (without label dropout):
+# form $x_t$ from `x0` (shape (n, 2)), `eps` and `abar` (shape (n,), the $\bar\alpha_t$ of each row's `t`), call
+# `eps_fn(x_t, t)` and return the mean squared error as a 0-d tensor. The check passes the exact eps of the
+# ring, so what your function returns estimates the floor of the next section (at uniform $t$, at $t = 0$ and at
+# $t = 999$).
+
+# %%
+import math  # noqa: E402
+
+from labkit import exercises  # noqa: E402
+
+
+def my_eps_to_score(eps, abar):
+    """s = -eps / sqrt(1 - abar_t)."""
+    ### BEGIN SOLUTION
+    return -eps / math.sqrt(1 - abar)
+    ### END SOLUTION
+
+
+def my_eps_loss(eps_fn, x0, t, eps, abar):
+    """|| eps - eps_fn(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2, averaged over rows and coordinates."""
+    ### BEGIN SOLUTION
+    a = abar[:, None]
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    return (eps_fn(x_t, t) - eps).square().mean()
+    ### END SOLUTION
+
+
+exercises.check("eps_to_score", my_eps_to_score)
+exercises.check("eps_loss", my_eps_loss)
+
+# %% [markdown]
 # ### The loss has a floor
 #
 # Since $\epsilon^*$ is a conditional mean, the loss of any network splits as
@@ -191,6 +226,19 @@ print(f"classes: {target.num_classes}, class embedding rows: {net.cond_embedding
 # When this notebook is executed top to bottom (as it was to produce the stored outputs), the next
 # cell calls `app.train()`, which trains synchronously for 2000 steps (a few seconds on a laptop
 # CPU) and updates the same figure. Click **Train** afterwards to keep training.
+
+# %% [markdown]
+# **Predict, then drag.** The floor above, averaged over $t$, is 0.360 for the exact *unconditional* eps. Before
+# pressing Train: will the training loss settle above or below 0.360?
+#
+# <details><summary>Answer</summary>
+#
+# Below (the number is printed under the next cell). The model is given the class in most steps (the label is
+# dropped with probability `p_uncond` only), and knowing the mode removes the uncertainty that lifts the
+# unconditional floor where the noised modes merge: given the class, $p_t(x\mid c)$ is one Gaussian and the
+# floor is the dashed curve $\bar\alpha_t s^2/v$ at every $t$.
+#
+# </details>
 
 # %%
 app = TrainingApp(target, schedule, model=net, steps=train.recipe(target)["steps"], seed=0)

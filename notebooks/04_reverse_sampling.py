@@ -155,6 +155,40 @@ for t in (1, 100, 500, 990):
           f"|abar_(t-1) sigma_up^2 / beta~ - 1| = {abs(float(abar[t - 1]) * sigma_up**2 / beta_tilde - 1):.0e}")
 
 # %% [markdown]
+# ### Exercises: the predicted $\hat x_0$ and one DDPM step
+#
+# `my_x0_hat(x_t, eps_hat, abar)`: the data point the noise prediction implies, $\hat x_0 = (x_t -
+# \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$, for one float $\bar\alpha_t$. `my_ddpm_step(x_t,
+# eps_hat, beta_t, abar_t, abar_prev, z)`: Ho et al.'s Algorithm 2, line 4, with the posterior variance
+# $\tilde\beta_t$ (floats: $\beta_t$, $\bar\alpha_t$, $\bar\alpha_{t-1}$; `z` the fresh noise).
+# `exercises.check` runs it against labkit on random and corner inputs and prints one line: *passed*, or *not
+# yet* with what differs. Later cells use labkit's own function, so the chapter runs either way. (Here: with the
+# exact eps of the ring at $t$ = 900, 500 and 1.)
+
+# %%
+from labkit import exercises  # noqa: E402
+
+
+def my_x0_hat(x_t, eps_hat, abar):
+    """x0_hat = (x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)."""
+    ### BEGIN SOLUTION
+    return (x_t - math.sqrt(1 - abar) * eps_hat) / math.sqrt(abar)
+    ### END SOLUTION
+
+
+def my_ddpm_step(x_t, eps_hat, beta_t, abar_t, abar_prev, z):
+    """x_(t-1) = (x_t - beta_t / sqrt(1 - abar_t) eps_hat) / sqrt(alpha_t) + sqrt(beta~_t) z."""
+    ### BEGIN SOLUTION
+    mu = (x_t - beta_t / math.sqrt(1 - abar_t) * eps_hat) / math.sqrt(1 - beta_t)
+    beta_tilde = (1 - abar_prev) / (1 - abar_t) * beta_t
+    return mu + math.sqrt(beta_tilde) * z
+    ### END SOLUTION
+
+
+exercises.check("x0_hat", my_x0_hat)
+exercises.check("ddpm_step", my_ddpm_step)
+
+# %% [markdown]
 # ### Where to start: $\sigma_{\max} = 80$
 #
 # Ho et al. start at the last timestep, $x_{T-1} = $ noise. Under the cosine schedule that is
@@ -252,6 +286,18 @@ for start_label, run in runs.items():
 # title gives the step, $\sigma_t$ and $t$. Points are shown in the sampler's (variance-preserving)
 # coordinates, $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$, so the cloud stays of
 # order 1 throughout.
+
+# %% [markdown]
+# **Predict, then drag.** Before pressing Play: at which of the 991 steps will half of the points have chosen
+# the mode they end in: early, in the middle, or near the end?
+#
+# <details><summary>Answer</summary>
+#
+# In the middle: step 436 ($t = 554$, $\sigma_t = 1.2$, 555 steps left); nine in ten only at step 736 ($t =
+# 254$, $\sigma_t = 0.43$), when the noise becomes smaller than the gaps between modes (measured below the
+# player). The first few hundred steps mostly shrink the cloud from $\sigma = 80$.
+#
+# </details>
 
 # %%
 trajectory_app = TrajectoryApp(results["DDPM", "learned"], sigmas=ddpm_sigmas(schedule), schedule=schedule,

@@ -169,6 +169,51 @@ for w in (0.0, 1.0, 2.0, 6.5):
     print(f"w = {w:3.1f}  <->  s = {s:3.1f}:  max |cfg(w) - (eps_null + s (eps_c - eps_null))| < 1e-5: {diff < 1e-5}")
 
 # %% [markdown]
+# ### Exercises: classifier-free and classifier guidance
+#
+# `my_cfg(eps_c, eps_null, w)`: the guided eps above in labkit's $w$ form. Classifier guidance (Dhariwal &
+# Nichol 2021, Algorithm 2 in eps form) uses the gradient of a classifier instead: $\hat\epsilon =
+# \epsilon_\varnothing - w\sqrt{1-\bar\alpha_t}\,\nabla_x\log p_t(c\mid x)$ (their scale $s$ is our $w$ here).
+# Write `my_classifier_guidance(eps_hat, grad_log_p_c, abar, w)` for one float $\bar\alpha_t$. Each check prints
+# one line, *passed* or *not yet* with what differs; the chapter uses `labkit.guidance.cfg`.
+
+# %%
+import math  # noqa: E402
+
+from labkit import exercises  # noqa: E402
+
+
+def my_cfg(eps_c, eps_null, w):
+    """(1 + w) eps_c - w eps_null: w = 0 is the conditional model."""
+    ### BEGIN SOLUTION
+    return (1 + w) * eps_c - w * eps_null
+    ### END SOLUTION
+
+
+def my_classifier_guidance(eps_hat, grad_log_p_c, abar, w):
+    """eps_hat - w sqrt(1 - abar_t) grad_x log p_t(c | x)."""
+    ### BEGIN SOLUTION
+    return eps_hat - w * math.sqrt(1 - abar) * grad_log_p_c
+    ### END SOLUTION
+
+
+exercises.check("cfg", my_cfg)
+exercises.check("classifier_guidance", my_classifier_guidance)
+
+# %% [markdown]
+# **Predict.** For the ring the classifier is exact: $\nabla\log p_t(c\mid x) = \nabla\log p_t(x\mid c) -
+# \nabla\log p_t(x)$ (Bayes). Classifier guidance at scale $w$ with this classifier equals CFG at which $w$?
+#
+# <details><summary>Answer</summary>
+#
+# At $w - 1$ (diffusers' scale $s = w$). In eps units $\nabla\log p_t = -\epsilon/\sqrt{1-\bar\alpha_t}$, so
+# $-\sqrt{1-\bar\alpha_t}\,\nabla\log p_t(c\mid x) = \epsilon_c - \epsilon_\varnothing$ and classifier guidance
+# gives $\epsilon_\varnothing + w(\epsilon_c - \epsilon_\varnothing) = (1 + (w - 1))\,\epsilon_c - (w - 1)\,
+# \epsilon_\varnothing$. Scale 1 is the plain conditional model.
+#
+# </details>
+
+# %% [markdown]
 # ## 3. What guidance does to the samples
 #
 # One class of each target, the same 500 starting noises, four values of $w$. Top row: ring8 mode 0
@@ -367,6 +412,18 @@ for w in (0.0, 2.0):
 # the modes change most?); every class at $w = 8$ (the title counts the samples outside the view).
 # Replace `models["ring8"]` by `exact` to see the exact guided field; by `models["moons"]` and
 # `moons` for the moons.
+
+# %% [markdown]
+# **Predict, then drag.** Class 0, $t$ anywhere: move $w$ from 0 to 8. Will the class's samples stay at radius
+# 2, move inside the ring, or outside?
+#
+# <details><summary>Answer</summary>
+#
+# Outside: guidance raises $p_t(c\mid x)$, which grows away from the other seven modes, all of them on the inner
+# side. The median distance of the mode-0 samples from the origin (section 3) goes from 2.00 at $w = 0$ to 2.21
+# at $w = 4$ and 6.17 at $w = 8$ for the learned model (2.40 at $w = 8$ on the exact score).
+#
+# </details>
 
 # %%
 app = GuidanceApp(models["ring8"], ring8, schedule, w=1.0, cls=0, t=200)

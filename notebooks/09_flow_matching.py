@@ -81,6 +81,35 @@ scatter(ax, ring8.sample(800, g)[0], s=2, lim=3.2, title="40 straight pairs thro
 plt.show()
 
 # %% [markdown]
+# ### Exercises: the path and its velocity
+#
+# `my_flow_path(x0, eps, t)`: the point $x_t$ of the linear path at one float $t \in [0, 1]$;
+# `my_flow_velocity(x0, eps)`: its velocity $dx_t/dt$, the regression target of `flow.loss`. `exercises.check`
+# runs it against labkit on random and corner inputs and prints one line: *passed*, or *not yet* with what
+# differs. Later cells use labkit's own function, so the chapter runs either way.
+
+# %%
+from labkit import exercises  # noqa: E402
+
+
+def my_flow_path(x0, eps, t):
+    """x_t = (1 - t) x_0 + t eps: t = 0 data, t = 1 noise."""
+    ### BEGIN SOLUTION
+    return (1 - t) * x0 + t * eps
+    ### END SOLUTION
+
+
+def my_flow_velocity(x0, eps):
+    """v = d x_t / dt = eps - x_0."""
+    ### BEGIN SOLUTION
+    return eps - x0
+    ### END SOLUTION
+
+
+exercises.check("flow_path", my_flow_path)
+exercises.check("flow_velocity", my_flow_velocity)
+
+# %% [markdown]
 # The loss is one small function given to the course's training loop `train.fit` (chapter 3); t is
 # drawn uniformly, or from a logit-normal (Esser et al. 2024) that favours mid-path times:
 
@@ -119,8 +148,36 @@ field_app  # noqa: B018
 print(inspect.getsource(flow.sample))
 
 # %% [markdown]
+# ### Exercise: one Euler step
+#
+# `my_flow_euler_step(v, x, t, t_next)`: one Euler step of $dx/dt = v$ from $t$ to $t_{\rm next} < t$, given the
+# velocity `v` at `(x, t)`. Checked at $t$ = 1 → 0.75, 0.5 → 0.1 and 0.2 → 0.
+
+# %%
+def my_flow_euler_step(v, x, t, t_next):
+    """x + (t_next - t) v (time runs from 1 down to 0)."""
+    ### BEGIN SOLUTION
+    return x + (t_next - t) * v
+    ### END SOLUTION
+
+
+exercises.check("flow_euler_step", my_flow_euler_step)
+
+# %% [markdown]
 # **Widget: steps.** The same noise carried to the data with N steps (Euler or Heun). With class and
 # w (section 7) it samples the guided velocity.
+
+# %% [markdown]
+# **Predict, then drag.** Set $N = 1$ (Euler). Where will the points land?
+#
+# <details><summary>Answer</summary>
+#
+# At the data's mean, the origin for the ring (the learned model lands close to it). One Euler step from $t = 1$
+# goes to $x - v(x, 1)$, and at $t = 1$ the point is the noise itself, independent of $x_0$: $v(x, 1) = \mathbb
+# E[\varepsilon - x_0\mid x_1 = x] = x - \mathbb E[x_0]$ (the exact velocity of the ring gives $v(x, 1) = x$ to
+# $10^{-16}$).
+#
+# </details>
 
 # %%
 sampler_app = FlowSamplerApp(model, ring8, steps=8)
