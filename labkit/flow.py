@@ -34,7 +34,7 @@ from .schedules import Schedule
 SOLVERS = ("euler", "heun")
 T_SAMPLING = ("uniform", "logit_normal")
 # ring8's recipe for the velocity MLP (the eps-MLP's shape); t_sampling measured in benchmarks/flow_study.py
-DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "p_uncond": 0.1, "width": 128, "depth": 3,
+DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "p_uncond": 0.3, "width": 128, "depth": 3,
             "t_sampling": "uniform"}
 
 

@@ -5,7 +5,7 @@ import torch
 
 from labkit import diagnostics, metrics, samplers
 from labkit.train import DEFAULTS, new_model, recipe, train
-from tests.conftest import gen
+from tests.helpers import gen
 
 
 @pytest.fixture(scope="module")
