@@ -57,8 +57,8 @@ class SamplerApp(App):
         n_paths = check_int("n_paths", n_paths, 0, n)
         self.seed = check_int("seed", seed, 0, 2**63 - 1)
         self.lim = check_float("lim", lim, 0.0, 1e3, low_open=True)
-        self._check_sampler(sampler)
-        self._check_grid(grid)
+        _samplers.check_sampler(sampler)
+        _samplers.check_grid(grid)
         steps = check_int("steps", steps, 1, self.max_steps)
         eta = check_float("eta", eta, 0.0, 1.0)
 
@@ -143,29 +143,17 @@ class SamplerApp(App):
         return [self.sampler_picker, self.grid_picker, W.HBox([self.steps_slider, self.eta_slider])]
 
     # ---- plain methods (tests call them without a browser) ----
-    @staticmethod
-    def _check_sampler(name) -> str:
-        if name not in _samplers.SAMPLERS:
-            raise ValueError(f"sampler must be one of {list(_samplers.SAMPLERS)}, got {name!r}")
-        return name
-
-    @staticmethod
-    def _check_grid(name) -> str:
-        if name not in _samplers.GRIDS:
-            raise ValueError(f"grid must be one of {list(_samplers.GRIDS)}, got {name!r}")
-        return name
-
     def set_steps(self, steps: int) -> None:
         """Set the step count N (1..max_steps) and redraw (DDPM ignores it)."""
         self.steps_slider.value = check_int("steps", steps, 1, self.max_steps)
 
     def set_sampler(self, name: str) -> None:
         """Switch to a sampler of the registry (``ddpm``, ``ddim``, ``heun``, ...) and redraw."""
-        self.sampler_picker.value = self._check_sampler(name)
+        self.sampler_picker.value = _samplers.check_sampler(name)
 
     def set_grid(self, name: str) -> None:
         """Switch the sigma grid of the samplers that take steps (``trailing`` or ``karras``) and redraw."""
-        self.grid_picker.value = self._check_grid(name)
+        self.grid_picker.value = _samplers.check_grid(name)
 
     def set_eta(self, eta: float) -> None:
         """Set DDIM's eta in [0, 1] and redraw (other samplers ignore it)."""
