@@ -1,7 +1,8 @@
 """Compute the noise floors that labkit ships (labkit/floors.json), so that at_floor costs a fraction
-of a second from the first call: every registered target at the sample sizes the course uses.
+of a second from the first call: every 2-D target at the sample sizes the course uses (300 in the
+widgets, 500 and 1000 for at_floor).
 
-    python scripts/compute_floors.py [--n 500,1000] [--targets ring8,moons,...]
+    python scripts/compute_floors.py [--n 300,500,1000] [--targets ring8,moons,...]
 
 Each floor is ``metrics.noise_floor(target, n, statistic=s)`` with the default seeded draw and
 FLOOR_REPEATS pairs, exactly what labkit would compute on the first call without the file;
@@ -19,7 +20,7 @@ from labkit import metrics, targets
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", default="500,1000")
+    parser.add_argument("--n", default="300,500,1000")
     parser.add_argument("--targets", default=",".join(targets.names(2)))
     args = parser.parse_args(argv)
     table = json.loads(metrics.FLOORS_FILE.read_text()) if metrics.FLOORS_FILE.exists() else {}

@@ -125,7 +125,7 @@ def test_the_shipped_floors_are_what_labkit_computes():
     # labkit/floors.json (scripts/compute_floors.py) holds FLOOR_REPEATS seeded pairs per target, n and
     # statistic; the first pairs of the same seeded draw, recomputed here, must be the shipped ones.
     for name in targets.names(2):
-        for n in (500, 1000):
+        for n in (300, 500, 1000):
             for statistic in metrics.STATISTICS:
                 shipped = metrics._shipped_floor(targets.get(name), n, statistic)
                 assert shipped is not None and len(shipped.values) == metrics.FLOOR_REPEATS, (name, n, statistic)
