@@ -111,7 +111,7 @@ def train(model: EpsMLP, target: Target, schedule: Schedule, *, steps: int = DEF
 
     Each step: x_0, c ~ q(x_0, c) (:func:`fit`), c -> null with probability ``p_uncond``,
     t ~ U{0..T-1}, eps ~ N(0, I), a gradient step on || eps - eps_theta(x_t, t, c) ||^2.
-    Returns ``history`` with one loss per completed step appended; see :func:`fit` for
+    Returns ``history`` with one loss per completed step appended; see :func:`fit` for ``ema``,
     ``seed``, ``progress``, ``callback`` and ``stop`` (Ctrl-C or stop end after a whole step).
     """
     p_uncond = _check_train(model, target, schedule, p_uncond)
