@@ -125,6 +125,7 @@ def main(argv=None):
                         help="drawn: class-conditional, labels at the target's frequencies; null: the null token")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats of ring8's passing run (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own setting)")
+    parser.add_argument("--result", default="time_to_quality", help="name of the JSON file in benchmarks/results")
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -146,7 +147,7 @@ def write(args, results, complete: bool):
         bars.append({"name": f"{r['target']} time to quality", "limit_s": limit, "value_s": value,
                      "pass": value is not None and value <= limit})
     ring8 = next((b for b in bars if b["name"].startswith("ring8")), None)
-    write_result("time_to_quality", {"n": args.n, "seeds": args.seeds, "labels": args.labels,
+    write_result(args.result, {"n": args.n, "seeds": args.seeds, "labels": args.labels,
                                      "torch_threads": torch.get_num_threads(), "defaults": train.DEFAULTS,
                                      "targets": results, "bar": ring8, "bars": bars, "complete": complete})
 
