@@ -249,10 +249,12 @@ def exact_eps(schedule):
 @example(schedule=schedules.linear(T=2), n=1, dtype=torch.float64, seed=0)
 def test_ddpm_gives_finite_samples_after_T_steps(schedule, n, dtype, seed):
     noise = noise_of(n, dtype, seed)
-    out = samplers.ddpm(exact_eps(schedule), schedule, noise, generator=torch.Generator().manual_seed(seed))
-    assert out.x.shape == (n, 2) and out.x.dtype == dtype and finite(out.x)
-    assert out.nfe == schedule.T and len(out.trajectory) == schedule.T + 1
-    assert all(finite(x) for x in out.trajectory)
+    for sigma_max, steps in ((None, schedule.T), (80.0, schedule.last_t_below(80.0) + 1)):
+        out = samplers.ddpm(exact_eps(schedule), schedule, noise, sigma_max=sigma_max,
+                            generator=torch.Generator().manual_seed(seed))
+        assert out.x.shape == (n, 2) and out.x.dtype == dtype and finite(out.x)
+        assert out.nfe == steps and len(out.trajectory) == steps + 1
+        assert all(finite(x) for x in out.trajectory)
 
 
 def sigma_max_choice(schedule, which, u):
