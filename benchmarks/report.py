@@ -59,18 +59,22 @@ def collect_bars(results) -> list[tuple[str, str, str, str]]:
 def section_ttq(r) -> list[str]:
     lines = ["## Time to quality (`time_to_quality.py`)", "",
              f"Default recipe ({', '.join(f'{k}={v}' for k, v in r['defaults'].items())}); complete runs of increasing "
-             f"length, a fresh model each; n = {r['n']} per seed, {r['seeds']} seeds; at floor = mean MMD^2 <= floor "
-             "mean + 2 floor sd (floor from 20 pairs of fresh target batches). DDPM is only run when Heun-16 is "
-             "already at the floor. Time = training wall time (median of the repeats listed).", ""]
+             f"length, a fresh model each; n = {r['n']} per seed, {r['seeds']} seeds; at floor = "
+             "`labkit.metrics.floor_report` at the floor (seed MMD^2 and detail_miss, each <= mean + 3 sd of its "
+             "shipped noise floor) in every seed, for DDPM and for the best sampler at <= 16 NFE. Time = training "
+             "wall time (median of the repeats listed).", ""]
     rows = []
     for t in r["targets"]:
         for run in t["runs"]:
-            h, d = run["heun16"], run["ddpm"]
-            rows.append((t["target"], run["steps"], fmt(run["train_s"], ".2f"), fmt(h["mmd2_mean"], ".5f"),
-                         fmt(d["mmd2_mean"] if d else None, ".5f", "skipped"), fmt(h["threshold"], ".5f"),
-                         "yes" if run["at_floor"] else "no"))
-    lines += table(["target", "train steps", "train s", "Heun-16 MMD^2", "DDPM-1000 MMD^2", "floor + 2 sd",
-                    "at floor"], rows)
+            d = run["ddpm"]
+            fast = ", ".join(f"{name} {q['detail_miss_mean']:.4f}{' *' if q['at_floor'] else ''}"
+                             for name, q in run["fast"].items())
+            rows.append((t["target"], run["steps"], fmt(run["train_s"], ".2f"),
+                         fmt(d["detail_miss_mean"] if d else None, ".4f", "skipped") + (" *" if d and d["at_floor"]
+                                                                                         else ""),
+                         fast, run["best"] or "-", "yes" if run["at_floor"] else "no"))
+    lines += table(["target", "train steps", "train s", "DDPM detail_miss", "<= 16 NFE detail_miss (* at floor)",
+                    "best", "at floor"], rows)
     rows = [(t["target"], fmt(t["steps_to_quality"], "d", "not reached"),
              fmt(t["seconds_to_quality"], ".2f", "not reached"),
              ", ".join(f"{x:.2f}" for x in t["timing_repeats"]) or "-") for t in r["targets"]]

@@ -204,8 +204,9 @@ print("cosine similarity of the embeddings of t = 500 and t = 500 + d:",
 #
 # Each label $c \in \{0, \dots, K-1\}$ gets a learned vector; one extra row, index $K$, is the
 # **null token** meaning "no label". During training each label is replaced by the null token with
-# probability `p_uncond = 0.1` (label dropout, Ho & Salimans 2022), so the same weights learn both
-# the conditional $\epsilon_\theta(x, t, c)$ and the unconditional $\epsilon_\theta(x, t, \varnothing)$.
+# probability `p_uncond = 0.3` (label dropout, Ho & Salimans 2022; 0.3 is the default recipe's value,
+# `train.recipe`), so the same weights learn both the conditional $\epsilon_\theta(x, t, c)$ and
+# the unconditional $\epsilon_\theta(x, t, \varnothing)$.
 # Chapter 5 combines the two into classifier-free guidance.
 
 # %%

@@ -14,7 +14,7 @@ import pytest
 
 from labkit import exercises
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 CHAPTERS = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 NO_EXERCISES = {"08_diffusion_lab"}     # the dashboard chapter: nothing to write, everything to drag
 CHECK = re.compile(r"""exercises\.check\(["'](\w+)["']""")
