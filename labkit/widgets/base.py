@@ -3,6 +3,7 @@ small helpers every app uses (set a control without its callback; a moving avera
 
 from __future__ import annotations
 
+import asyncio
 import traceback
 from collections.abc import Callable
 
@@ -22,6 +23,9 @@ def moving_average(values, window: int) -> np.ndarray:
     i = np.arange(1, len(v) + 1)
     lo = np.maximum(i - window, 0)
     return (c[i] - c[lo]) / (i - lo)
+
+
+TRAILING_REDRAW_S = 0.5
 
 
 class App:
@@ -45,6 +49,7 @@ class App:
         self.errors = W.Output(layout=W.Layout(width="100%"))
         self.last_error: str | None = None
         self._static: W.Output | None = None
+        self._trailing = None  # the pending trailing redraw (see redraw)
         self._quiet = False
 
     def on_change(self, control: W.Widget, method: Callable[[], None]) -> None:
@@ -74,10 +79,23 @@ class App:
             self.last_error = None
 
     def redraw(self) -> None:
-        """Schedule a redraw of the canvas (and refresh the image for non-interactive backends)."""
+        """Schedule a redraw of the canvas (and refresh the image for non-interactive backends).
+
+        In a kernel, one more redraw follows ``TRAILING_REDRAW_S`` after the last request: the
+        ipympl front end ignores a draw request that arrives while it waits for the previous image,
+        so two quick redraws (the field, then the debounced samples) could leave it showing the first.
+        """
         self.fig.canvas.draw_idle()
         if self._static is not None:
             self._show_static()
+        if isinstance(self.fig.canvas, W.DOMWidget):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # plain Python (tests): nothing is waiting for an image
+                return
+            if self._trailing is not None:
+                self._trailing.cancel()
+            self._trailing = loop.call_later(TRAILING_REDRAW_S, self.fig.canvas.draw_idle)
 
     def controls(self) -> list[W.Widget]:
         """The control row(s) shown above the figure; subclasses override."""
