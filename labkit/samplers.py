@@ -153,7 +153,6 @@ def karras(steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> 
     return [sigma_max, *inner, sigma_min, 0.0]
 
 
-karras_sigmas = karras  # the name of earlier releases
 GRIDS = {"trailing": trailing, "karras": karras}
 
 

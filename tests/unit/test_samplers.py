@@ -143,7 +143,7 @@ def test_one_ddim_step_is_an_euler_step_of_the_probability_flow_ode(cosine, exac
 
 
 def test_karras_sigmas_rho7():
-    sig = samplers.karras_sigmas(5, 0.002, 80.0, 7.0)
+    sig = samplers.karras(5, 0.002, 80.0, 7.0)
     assert sig[0] == pytest.approx(80.0) and sig[-2] == pytest.approx(0.002) and sig[-1] == 0.0
     ramp = [(s ** (1 / 7)) for s in sig[:-1]]
     gaps = [a - b for a, b in zip(ramp, ramp[1:])]
