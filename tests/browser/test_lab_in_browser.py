@@ -109,7 +109,16 @@ def test_t_and_w_sliders_redraw_the_score_field(lab):
     assert log.errors == []
 
 
-def test_dragging_n_and_picking_a_class_re_render_the_samples_without_pressing_sample(lab):
+def samples_title(page, wanted: str, timeout_s: float = 60.0) -> str:
+    """The samples panel's title in the kernel, polled (bounded) until it contains ``wanted``."""
+    deadline, title = time.monotonic() + timeout_s, ""
+    while wanted not in title and time.monotonic() < deadline:
+        title = run_in_kernel(page, "print(app.ax['samples'].get_title())")
+        time.sleep(0.5)
+    return title
+
+
+def test_dragging_n_and_w_and_picking_a_class_re_render_the_samples_without_pressing_sample(lab):
     page, log = lab
     samples = panel(page, SAMPLES)
     page.locator(".lab-class select").first.select_option(index=0)  # all classes
@@ -117,15 +126,15 @@ def test_dragging_n_and_picking_a_class_re_render_the_samples_without_pressing_s
     before = wait_for_change(samples, samples(), what="samples after switching to DDIM")
     readout = drag_slider(page, ".lab-steps", -25)
     after_n = wait_for_change(samples, before, what=f"samples after dragging N to {readout}")
+    assert f"N = {readout}," in samples_title(page, f"N = {readout},")
     page.locator(".lab-class select").first.select_option(index=3)  # a class, so that w guides
-    wait_for_change(samples, after_n, what="samples after picking a class")
-    deadline, title = time.monotonic() + 60, ""
-    while "class 2" not in title and time.monotonic() < deadline:
-        title = run_in_kernel(page, "print(app.ax['samples'].get_title())")
-        time.sleep(0.5)
-    assert "class 2, w = " in title, title
-    # Dragging w in the browser does not re-render yet (the kernel keeps the earlier w): an open bug
-    # of issue 16, checked in plain Python by tests/widgets/test_widget_lab.py, not here.
+    after_class = wait_for_change(samples, after_n, what="samples after picking a class")
+    assert "class 2, w = " in samples_title(page, "class 2, w = ")
+    readout = drag_slider(page, ".lab-w", -40)
+    wanted = f"class 2, w = {float(readout):g}"
+    title = samples_title(page, wanted)
+    assert re.search(rf"{re.escape(wanted)}(,|$)", title), f"after dragging w to {readout} the samples say {title!r}"
+    wait_for_change(samples, after_class, what=f"samples after dragging w to {readout}")
     page.locator("button.lab-sample").first.click()  # Sample still works (the same picture again)
     assert log.errors == []
 
