@@ -8,6 +8,7 @@ import re
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -98,9 +99,10 @@ def _diagnose(take) -> str:
     return f"; status {status!r}; page screenshot: {path}"
 
 
-def drag_slider(page, slider_css: str, dx: float) -> str:
-    """Drag the handle of the ipywidgets slider ``slider_css`` by ``dx`` pixels; returns the new readout."""
-    slider = page.locator(slider_css).first
+def drag_slider(page, slider, dx: float) -> str:
+    """Drag the handle of the ipywidgets slider ``slider`` (a CSS selector or a locator) by ``dx`` pixels;
+    returns the new readout."""
+    slider = page.locator(slider).first if isinstance(slider, str) else slider
     handle = slider.locator(".noUi-handle").first
     readout = slider.locator(".widget-readout").first
     before = readout.inner_text()
@@ -158,7 +160,43 @@ _BROKEN_WIDGETS = f"""() => {{
     if (rendered.length < expected) broken.push(`${{expected - rendered.length}} of ${{expected}} not rendered`);
     return {{widgets: expected, broken}};
 }}"""
+_PRINTED = f"""() => {{
+    const cells = {_NOTEBOOK}.content.model.cells; const out = [];
+    for (let i = 0; i < cells.length; i++) {{
+        const c = cells.get(i);
+        if (c.type !== 'code') continue;
+        const text = c.sharedModel.outputs.filter(o => o.output_type === 'stream')
+            .map(o => Array.isArray(o.text) ? o.text.join('') : o.text).join('');
+        out.push([c.sharedModel.source, text]);
+    }}
+    return out;
+}}"""
 
+
+@contextmanager
+def chapter_run(browser, server, name: str):
+    """Open chapter ``name`` on ``server`` in a new page, run every cell (bounded) and check what every run
+    must show: no error output, every widget rendered, no console error, no request leaving the machine.
+    Yields (page, log) for more checks; the page is closed and the server's kernels shut down after."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    log = PageLog(page)
+    try:
+        open_notebook(page, server, name)
+        start = time.monotonic()
+        run_all_cells(page, timeout_s=300)
+        print(f"{name}: all cells ran in the browser in {time.monotonic() - start:.1f} s")
+        assert error_outputs(page) == []
+        report = wait_for_widgets(page)
+        assert report["widgets"] >= 1, f"{name} shows no widget"
+        assert report["broken"] == [], f"{name}: widgets that did not render: {report['broken']}"
+        assert log.errors == [], f"{name}: browser console errors: {log.errors}"
+        if log.tolerated:
+            print(f"{name}: tolerated console errors: {log.tolerated}")
+        assert log.external == [], f"{name}: requests left the machine: {log.external}"
+        yield page, log
+    finally:
+        page.close()
+        shutdown_kernels(server)
 
 
 def open_notebook(page, server, name: str, timeout_s: float = 120):
@@ -182,6 +220,21 @@ def error_outputs(page) -> list[str]:
 
 def widget_report(page) -> dict:
     return page.evaluate(_BROKEN_WIDGETS)
+
+
+def wait_for_widgets(page, timeout_s: float = 30.0) -> dict:
+    """Widget outputs may still be loading right after the last cell; wait (bounded) for them."""
+    deadline = time.monotonic() + timeout_s
+    report = widget_report(page)
+    while report["broken"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        report = widget_report(page)
+    return report
+
+
+def printed(page) -> list[tuple[str, str]]:
+    """(source, printed text) of each code cell of the open notebook, as the page holds them."""
+    return [tuple(pair) for pair in page.evaluate(_PRINTED)]
 
 
 def run_in_kernel(page, code: str, timeout_s: float = 60) -> str:
