@@ -494,7 +494,7 @@ class LabApp(App):
         total = max(self.trained.run_total, done, 1)
         self.progress.max = total
         self.progress.value = min(done, total)
-        state = "training" if training else ("stopped" if self.trainer.stop_event.is_set() else "done")
+        state = "training" if training else ("stopped" if done < self.trained.run_total else "done")
         loss = f", loss {np.mean(history[-50:]):.4f}" if history else ""
         self.status.value = f"step {done} / {total}{loss} ({state})" if done or training else "untrained"
         self.train_button.disabled = training

@@ -329,6 +329,7 @@ def test_each_target_keeps_its_model_and_the_panel_says_which_is_shown():
     app.train(10, blocking=True)
     app.set_target("ring8")
     assert app.model is ring8 and len(app.history) == 25 and app.status.value.startswith("step 25 / 25")
+    assert app.status.value.endswith("(done)"), app.status.value  # its run ended by itself: not "stopped"
     assert app.ax["samples"].get_title().startswith("ring8 model after 25 training steps")
     np.testing.assert_array_equal(app.loss_raw.get_data()[1], app.history)
     assert set(app.models) == {"ring8", "moons"} and len(app.models["moons"].history) == 10
