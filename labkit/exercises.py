@@ -12,13 +12,15 @@ The exercise cells of the chapters carry nbgrader's solution markers; ``python -
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from . import digits, oracle, samplers, schedules, solvers, targets
+from . import digits, guidance, oracle, quality, samplers, schedules, solvers, targets
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError  # your code here"
@@ -40,21 +42,28 @@ class NotYet(Exception):
 
 @dataclass
 class Case:
-    """One input of a checker: the arguments, the reference output and what to call the case in a hint."""
+    """One input of a checker: the arguments, the reference output (a tensor, or an int or None for the
+    exercises that count) and what to call the case in a hint."""
     args: tuple
-    expected: torch.Tensor
+    expected: torch.Tensor | int | None
     where: str
 
 
-def _call(fn, case: Case) -> torch.Tensor:
+def _answer(fn, case: Case):
+    """``fn``'s output on the case; :class:`NotYet` if it raises, or returns None where None is not the answer."""
     try:
         out = fn(*case.args)
     except NotImplementedError:
         raise NotYet("not written yet: replace the `raise NotImplementedError` line with your code") from None
     except Exception as err:  # the student's code may raise anything: report it, never re-raise
         raise NotYet(f"your function raised {type(err).__name__}: {err} ({case.where})") from None
-    if out is None:
+    if out is None and case.expected is not None:
         raise NotYet("your function returned None: did you forget `return`?")
+    return out
+
+
+def _call(fn, case: Case) -> torch.Tensor:
+    out = _answer(fn, case)
     if not isinstance(out, torch.Tensor):
         raise NotYet(f"expected a torch.Tensor, got {type(out).__name__}")
     if out.shape != case.expected.shape:
@@ -81,6 +90,18 @@ def _compare(fn, cases: list[Case], slips: dict[str, Callable] | None = None, at
         extra = f"; your output is about {float(ratio):.3g} x the expected one" if torch.allclose(
             out, ratio * case.expected.double(), atol=1e-8) and abs(float(ratio) - 1) > 1e-6 and out.numel() > 1 else ""
         raise NotYet(f"differs by up to {float((out - case.expected).abs().max()):.3g} ({case.where}){extra}")
+
+
+def _compare_exact(fn, cases: list[Case], slips: dict[str, Callable]) -> None:
+    """Raise :class:`NotYet` at the first case where ``fn``'s answer (an int, or None) is not the reference's."""
+    for case in cases:
+        out = _answer(fn, case)
+        if out is not None and (isinstance(out, bool) or not isinstance(out, numbers.Integral)):
+            raise NotYet(f"expected an int, got {type(out).__name__} ({case.where})")
+        if out == case.expected:
+            continue
+        hint = next((hint for hint, wrong in slips.items() if wrong(*case.args) == out), None)
+        raise NotYet(f"{hint or f'you return {out!r}, labkit gives {case.expected!r}'} ({case.where})")
 
 
 def check(name: str, fn) -> Result:
@@ -334,6 +355,79 @@ def _check_mmd2(fn):
             lambda x, y, h: _mmd2(x, y, h, biased=True)}, atol=1e-10)
 
 
+# ---- chapter 8: what a sampler call costs, and from which N it stays at the floor --------------------
+
+class _Counted:
+    """A stand-in network for counting forwards (eps = 0), with the class labels cfg expects."""
+    num_classes = null = 2
+
+    def __call__(self, x, t, c):
+        return torch.zeros_like(x)
+
+
+def _sampler_nfe(name: str, steps: int, w: float, schedule) -> int:
+    """The NFE labkit's sampler ``name`` reports for one guided call (class 1, guidance w) from sigma_max = 80."""
+    eps_fn = guidance.cfg(_Counted(), 1, w)
+    return samplers.run(name, eps_fn, schedule, torch.zeros(2, 2), steps, generator=_gen(0), keep_trajectory=False).nfe
+
+
+@functools.cache
+def _nfe_cases() -> list[Case]:
+    cases = []
+    for schedule, steps, w in ((_SCHEDULE, 16, 0.0), (_SCHEDULE, 16, 3.0), (_SCHEDULE, 1, 0.0),
+                               (schedules.linear(T=50), 7, 0.5)):
+        t_max = schedule.last_t_below(80.0)
+        cases += [Case((name, steps, w, t_max), _sampler_nfe(name, steps, w, schedule),
+                       f"{name}, N = {steps}, w = {w:g}, t_max = {t_max}") for name in samplers.SAMPLERS]
+    return cases
+
+
+def _nfe_slip(name, N, w, t_max, heun=-1, ddpm=1, guided=lambda w: w > 0):
+    n = t_max + ddpm if name == "ddpm" else 2 * N + heun if name == "heun" else N
+    return 2 * n if guided(w) else n
+
+
+def _check_nfe(fn):
+    _compare_exact(fn, _nfe_cases(), {
+        "Heun's last step, to sigma = 0, is an Euler step: 2N - 1 forwards, not 2N":
+            functools.partial(_nfe_slip, heun=0),
+        "with w > 0 each call runs the network twice (class c and the null class): double the count":
+            functools.partial(_nfe_slip, guided=lambda w: False),
+        "at w = 0 the guided eps is the conditional network alone: one forward per call":
+            functools.partial(_nfe_slip, guided=lambda w: True),
+        "DDPM runs every timestep t_max, t_max - 1, ..., 0: that is t_max + 1 forwards":
+            functools.partial(_nfe_slip, ddpm=0),
+        "DDPM takes no step count N: it runs every timestep from t_max down to 0":
+            lambda name, N, w, t_max: _nfe_slip("ddim" if name == "ddpm" else name, N, w, t_max)})
+
+
+def _quality_result(verdicts: dict[str, str]) -> dict:
+    """A run_quality result whose records are at the floor where a verdict string has "y" (N = 4, 8, ..., 128)."""
+    steps = quality.DEFAULT_STEPS
+    return {"records": [{"sampler": s, "grid": "karras", "steps": k, "nfe": 2 * k - 1 if s == "heun" else k,
+                         "at_floor": ok == "y", "at_floor_seeds": 2 * (ok == "y")}
+                        for s, v in verdicts.items() for k, ok in zip(steps, v)]}
+
+
+def _first_steps(result, sampler):
+    rec = quality.first_at_floor(result, sampler)
+    return rec and rec["steps"]
+
+
+def _check_first_at_floor(fn):
+    ns = ", ".join(map(str, quality.DEFAULT_STEPS))
+    cases = [Case((r, s), _first_steps(r, s), f"{s}, at the floor (y) or not (.) at N = {ns}: {v[s]}")
+             for v in ({"ddim": "....yy", "heun": ".y.yyy"}, {"heun": "yyyyy.", "ddim": "yyyyyy"})
+             for r in [_quality_result(v)] for s in v]
+    _compare_exact(fn, cases, {
+        "that is the first N at the floor: the sampler must also be at the floor at every larger N":
+            lambda r, s: next((q["steps"] for q in r["records"] if q["sampler"] == s and q["at_floor"]), None),
+        "return the step count N (record['steps']), not the NFE":
+            lambda r, s: (rec := quality.first_at_floor(r, s)) and rec["nfe"],
+        "use only the records of `sampler`: result['records'] holds every sampler's":
+            lambda r, s: _first_steps({"records": [{**q, "sampler": s} for q in r["records"]]}, s)})
+
+
 # ---- chapter 9: flow matching -----------------------------------------------------------------------
 
 def _check_flow_path(fn):
@@ -417,6 +511,8 @@ CHECKS: dict[str, Callable] = {
     "heun_step": _check_heun_step,
     "dpmpp_2m_step": _check_dpmpp_2m_step,
     "mmd2": _check_mmd2,
+    "nfe": _check_nfe,
+    "first_at_floor": _check_first_at_floor,
     "flow_path": _check_flow_path,
     "flow_velocity": _check_flow_velocity,
     "flow_euler_step": _check_flow_euler_step,

@@ -134,6 +134,17 @@ def at_floor(result: dict, sampler: str, steps: int) -> bool | None:
     return rec["at_floor"]
 
 
+def first_at_floor(result: dict, sampler: str, grid: str | None = None, seeds: int | None = None) -> dict | None:
+    """The record of ``sampler`` (on ``grid``; None: any) from whose N on it is at the floor at every larger N
+    of ``result``: in every seed (``at_floor``), or in at least ``seeds`` seeds. None if not at the largest N."""
+    recs = sorted((r for r in result["records"] if r["sampler"] == sampler and grid in (None, r["grid"])),
+                  key=lambda r: r["steps"])
+    if not recs:
+        raise ValueError(f"no record for sampler={sampler!r}, grid={grid!r}")
+    ok = [bool(r["at_floor"]) if seeds is None else (r["at_floor_seeds"] or 0) >= seeds for r in recs]
+    return next((r for i, r in enumerate(recs) if all(ok[i:])), None)
+
+
 def format_table(result: dict) -> str:
     """The records as a fixed-width text table, with both floors underneath."""
     lines = [f"{'sampler':<10}{'grid':>9}{'steps':>6}{'NFE':>6}{'MMD^2 mean':>12}{'sd':>10}"

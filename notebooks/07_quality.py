@@ -360,24 +360,18 @@ plt.show()
 # `run_quality` calls a record at the floor when `at_floor` holds in every seed, and also counts the
 # seeds that are (`at_floor_seeds`). For each (solver, grid): the smallest step count from which on
 # the record is at the floor at every larger step count tried, by that rule ("every seed") and by a
-# majority of the seeds ("2 of 3"), with its NFE.
+# majority of the seeds ("2 of 3"), with its NFE (`quality.first_at_floor`; chapter 8's exercise
+# writes it).
 
 
 # %%
-def first_at_floor(result, sampler, grid, seeds_needed):
-    """The record from which on (sampler, grid) is at the floor in >= seeds_needed seeds at every larger N."""
-    recs = sorted((r for r in result["records"] if r["sampler"] == sampler and r["grid"] == grid),
-                  key=lambda r: r["steps"])
-    return next((r for i, r in enumerate(recs) if all(q["at_floor_seeds"] >= seeds_needed for q in recs[i:])), None)
-
-
 def where(rec):
     return f"N = {rec['steps']} ({rec['nfe']} NFE)" if rec else f"not by N = {max(STEPS)}"
 
 
 MAJORITY = SEEDS // 2 + 1
 results = {"exact": res_exact, "learned": res_learned}
-hits = {(label, s, grid, k): first_at_floor(res, s, grid, k) for label, res in results.items()
+hits = {(label, s, grid, k): quality.first_at_floor(res, s, grid, k) for label, res in results.items()
         for s in SOLVERS for grid in samplers.GRIDS for k in (SEEDS, MAJORITY)}
 print(f"{'':<28}{'exact score':<44}learned model")
 print(f"{'solver':<18}{'grid':<10}" + f"{'every seed':<22}{f'{MAJORITY} of {SEEDS} seeds':<22}" * 2)

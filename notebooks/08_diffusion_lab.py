@@ -33,6 +33,8 @@
 # 3. See guidance at work: $\hat\epsilon = (1+w)\,\epsilon(x,t,c) - w\,\epsilon(x,t,\varnothing)$
 #    (Ho & Salimans 2022) sharpens one class as $w$ grows.
 # 4. Read a quality-vs-NFE chart against its noise floor (kernel MMD$^2$, Gretton et al. 2012).
+# 5. Write the lab's two readings yourself: what a sampler call costs in network evaluations, and
+#    from which $N$ a sampler stays at the floor.
 #
 # The same notebook runs as a standalone app: `voila notebooks/08_diffusion_lab.ipynb`.
 
@@ -58,7 +60,7 @@ import resource
 
 import numpy as np
 
-from labkit.quality import at_floor, format_table
+from labkit.quality import at_floor, first_at_floor, format_table
 from labkit.widgets.background import Background, frozen
 from labkit.widgets.lab import LabApp
 
@@ -123,6 +125,38 @@ print(f"{app.sampler_picker.value}, N = {app.steps_slider.value}: {result.nfe} n
 print(f"sample radius: median {radius.median():.2f}, 90% within [{radius.quantile(0.05):.2f}, "
       f"{radius.quantile(0.95):.2f}] (the ring has radius 2)")
 
+# %% [markdown]
+# ### Exercise: what a sampler call costs
+#
+# The lab compares samplers by their cost in network evaluations (NFE), the number in the samples'
+# title. Write `my_nfe(sampler, N, w, t_max)`: the forwards of one call of `sampler` (a key of
+# `labkit.samplers.SAMPLERS`) with $N$ steps and guidance $w$. DDPM takes no $N$: it steps through
+# every timestep from $t_{max}$, the largest $t$ with $\sigma_t \le \sigma_{max} = 80$, down to 0
+# (chapter 4). DDIM, DPM-Solver++(2M) and Euler ancestral evaluate the network once per step. Heun
+# corrects each step with a second evaluation at the landing point, except the last step, to
+# $\sigma = 0$ (chapter 6). A guided call with $w > 0$ needs $\epsilon(x, t, c)$ and
+# $\epsilon(x, t, \varnothing)$ (chapter 5). `exercises.check` compares your count with the `.nfe` that
+# labkit's samplers report, for every sampler of the registry, at $N = 1, 7, 16$ and $w = 0, 0.5, 3$,
+# on the lab's schedule ($t_{max} = 990$) and a short one.
+
+# %%
+from labkit import exercises  # noqa: E402
+
+
+def my_nfe(sampler, N, w, t_max):
+    """Network forwards of one call of `sampler` with N steps and guidance w (DDPM starts at t_max)."""
+    ### BEGIN SOLUTION
+    per_call = 2 if w > 0 else 1  # eps(x, t, c) and eps(x, t, null)
+    if sampler == "ddpm":
+        return per_call * (t_max + 1)
+    if sampler == "heun":
+        return per_call * (2 * N - 1)
+    return per_call * N
+    ### END SOLUTION
+
+
+exercises.check("nfe", my_nfe)
+
 # %%
 app.quality(blocking=True)  # the button runs the same without waiting
 quality = app.quality_result
@@ -130,12 +164,70 @@ print(format_table(quality))
 print("Heun reaches the floor at N = 16:", at_floor(quality, "heun", 16))
 
 # %% [markdown]
-# With a class and guidance: the samples of class 2 (the mode at $(0, 2)$) for three values of $w$.
-# We print the mean radius (the ring's is 2) and the spread (the mode's own sd is 0.1).
+# ### Exercise: from which $N$ a sampler stays at the floor
+#
+# The table gives one verdict per step count, and the number to read off it is the smallest $N$ from
+# which the sampler is at the floor at *every* larger $N$ tried: a step count at the floor followed by
+# one that is not is luck, not convergence. Write `my_first_at_floor(result, sampler)`: that $N$ for
+# `sampler` in a result of `run_quality` (here `app.quality_result`, a dict whose `"records"` hold one
+# dict per sampler and step count, with the keys `"sampler"`, `"steps"`, `"nfe"` and `"at_floor"`), or
+# None when the sampler is not at the floor at the largest $N$. `exercises.check` compares it with
+# `labkit.quality.first_at_floor` (chapter 7 uses it) on results with a lucky step count, a late one
+# and a sampler that drops off the floor at the largest $N$.
+
+# %%
+def my_first_at_floor(result, sampler):
+    """The smallest N from which `sampler` is at the floor at every larger N of `result`; None if none."""
+    ### BEGIN SOLUTION
+    records = sorted((r for r in result["records"] if r["sampler"] == sampler), key=lambda r: r["steps"])
+    first = None
+    for r in reversed(records):  # down from the largest N, while at the floor
+        if not r["at_floor"]:
+            break
+        first = r["steps"]
+    return first
+    ### END SOLUTION
+
+
+exercises.check("first_at_floor", my_first_at_floor)
+
+# %% [markdown]
+# The lab's run, read with labkit's `first_at_floor`:
+
+# %%
+for name in app.quality_samplers:
+    rec = first_at_floor(quality, name)
+    print(f"{name}: " + (f"at the floor from N = {rec['steps']} ({rec['nfe']} NFE)" if rec else
+                         f"not at the floor at N = {max(r['steps'] for r in quality['records'])}"))
+
+# %% [markdown]
+# Neither sampler gets there with this model. Their MMD$^2$ is under its threshold from $N = 16$ (Heun)
+# or $N = 32$ (DDIM) on, but the detail statistic is not: Heun's stays at 0.127 from $N = 16$ to 128,
+# nearly five times its threshold (0.0273). More sampler steps no longer help; what is left is the
+# error of the model after 1500 training steps. (Chapter 7 makes the same measurement with a model
+# trained for 6000 steps, 3 seeds and every solver.)
+
+# %% [markdown]
+# **Predict, then drag.** Pick class 2 (the mode at $(0, 2)$) in the lab and drag $w$ from 0 to 8, the
+# slider's end. Do the samples keep tightening on their mode as $w$ grows?
+#
+# <details><summary>Answer</summary>
+#
+# No. The cell below prints it for this session's model: at $w = 1$ the class is tighter than without
+# guidance (spread 0.074 against 0.106) and a little further out (mean radius 2.05); at $w = 3$ it
+# spreads again (0.141); at $w = 8$ the whole cloud has left the mode, at a mean radius of 3.94, almost
+# twice the ring's. $\hat\epsilon = (1+w)\,\epsilon(x,t,c) - w\,\epsilon(x,t,\varnothing)$ extrapolates
+# away from the unconditional prediction, and the network's errors with it.
+#
+# </details>
+
+# %% [markdown]
+# The same in code: the samples of class 2 for four values of $w$. We print the mean radius (the
+# ring's is 2) and the spread (the mode's own sd is 0.1).
 
 # %%
 app.set_class(2)
-for w in (0.0, 1.0, 3.0):
+for w in (0.0, 1.0, 3.0, 8.0):
     app.set_w(w)
     x = app.sample().x
     print(f"class 2, w = {w:g}: mean radius {x.norm(dim=1).mean():.2f}, spread (sd) {x.std(0).mean():.3f}")
@@ -163,6 +255,9 @@ print(f"peak RSS of this kernel: {resource.getrusage(resource.RUSAGE_SELF).ru_ma
 # - The quality chart places both samplers against the noise floor at a glance; with n = 500 the
 #   floor band is wide, which is why chapter 7 uses more points and seeds for its conclusions.
 # - Guidance with a moderate $w$ tightens a class; a large $w$ amplifies the model's errors.
+# - You wrote the lab's two readings: the cost of a call (DDPM every timestep from $t_{max}$, Heun
+#   $2N - 1$, the others $N$; twice that with guidance) and the $N$ from which a sampler stays at the
+#   floor, which one lucky step count cannot fake.
 #
 # ## References
 #

@@ -44,6 +44,17 @@ def _eps_loss(eps_fn, x0, t, eps, abar):
     return (eps_fn(a.sqrt() * x0 + (1 - a).sqrt() * eps, t) - eps).square().mean()
 
 
+def _nfe(sampler, N, w, t_max):
+    per_call = 2 if w > 0 else 1
+    return per_call * (t_max + 1 if sampler == "ddpm" else 2 * N - 1 if sampler == "heun" else N)
+
+
+def _first_at_floor(result, sampler, first_only=False, key="steps"):
+    recs = sorted((r for r in result["records"] if r["sampler"] == sampler), key=lambda r: r["steps"])
+    ok = [r["at_floor"] for r in recs]
+    return next((r[key] for i, r in enumerate(recs) if (ok[i] if first_only else all(ok[i:]))), None)
+
+
 def _diversity(x, c, power=1):
     return torch.stack([torch.pdist(x[c == k]).pow(power).mean() for k in c.unique() if (c == k).sum() >= 2]).mean()
 
@@ -64,6 +75,8 @@ SOLUTIONS = {
     "heun_step": _heun_step,
     "dpmpp_2m_step": _dpmpp_2m_step,
     "mmd2": _mmd2,
+    "nfe": _nfe,
+    "first_at_floor": _first_at_floor,
     "flow_path": lambda x0, eps, t: (1 - t) * x0 + t * eps,
     "flow_velocity": lambda x0, eps: eps - x0,
     "flow_euler_step": lambda v, x, t, t_next: x + (t_next - t) * v,
@@ -104,6 +117,12 @@ WRONG = {
                               - 2 * torch.exp(-torch.cdist(x, y).square() / (2 * h**2)).mean()),
              lambda x, y, h: _mmd2(x, y, 2 * h),
              lambda x, y, h: -_mmd2(x, y, h)],
+    "nfe": [lambda s, N, w, tm: _nfe(s, N, w, tm) + (s == "heun") * (2 if w > 0 else 1),
+            lambda s, N, w, tm: _nfe(s, N, 0.0, tm), lambda s, N, w, tm: 2 * _nfe(s, N, 0.0, tm),
+            lambda s, N, w, tm: _nfe(s, N, w, tm - 1)],
+    "first_at_floor": [lambda r, s: _first_at_floor(r, s, first_only=True),
+                       lambda r, s: _first_at_floor(r, s, key="nfe"),
+                       lambda r, s: _first_at_floor({"records": [{**q, "sampler": s} for q in r["records"]]}, s)],
     "flow_path": [lambda x0, e, t: t * x0 + (1 - t) * e, lambda x0, e, t: math.sqrt(1 - t) * x0 + math.sqrt(t) * e,
                   lambda x0, e, t: (1 - t) * x0 - t * e],
     "flow_velocity": [lambda x0, e: x0 - e, lambda x0, e: e, lambda x0, e: 2 * (e - x0)],
@@ -151,6 +170,13 @@ def test_named_slips_get_their_own_hint():
     assert "subtract" in exercises.check("classifier_guidance", WRONG["classifier_guidance"][0]).message
     assert "squared distance" in exercises.check("nearest_distance", WRONG["nearest_distance"][0]).message
     assert "pooled" in exercises.check("diversity", WRONG["diversity"][2]).message
+    assert "2N - 1" in exercises.check("nfe", WRONG["nfe"][0]).message
+    assert "double the count" in exercises.check("nfe", WRONG["nfe"][1]).message
+    assert "at w = 0" in exercises.check("nfe", WRONG["nfe"][2]).message
+    assert "t_max + 1" in exercises.check("nfe", WRONG["nfe"][3]).message
+    assert "every larger N" in exercises.check("first_at_floor", WRONG["first_at_floor"][0]).message
+    assert "not the NFE" in exercises.check("first_at_floor", WRONG["first_at_floor"][1]).message
+    assert "records of `sampler`" in exercises.check("first_at_floor", WRONG["first_at_floor"][2]).message
 
 
 def _raises(*args):
@@ -167,6 +193,17 @@ def _todo(*args):
                                        (lambda x0, a, e: x0 * float("nan"), "NaN"), (42, "function")])
 def test_broken_functions_get_a_clear_not_yet_and_never_raise(bad, says):
     result = exercises.check("q_sample", bad)
+    assert not result.passed and says in result.message
+
+
+@pytest.mark.parametrize("name", ["nfe", "first_at_floor"])   # the exercises whose answer is an int (or None)
+@pytest.mark.parametrize("bad, says", [(_todo, "not written yet"), (_raises, "raised RuntimeError: boom"),
+                                       (lambda *a: None, "returned None"),
+                                       (lambda *a: torch.zeros(3), "expected an int, got Tensor"),
+                                       (lambda *a: float("nan"), "expected an int, got float"),
+                                       (lambda *a: True, "expected an int, got bool"), (42, "function")])
+def test_broken_count_functions_get_a_clear_not_yet_and_never_raise(name, bad, says):
+    result = exercises.check(name, bad)
     assert not result.passed and says in result.message
 
 

@@ -58,6 +58,19 @@ def test_heun_on_karras_reaches_the_floor_by_16_steps_and_4_step_ddim_only_fools
     assert ddim4["detail_miss_mean"] > 10 * result["detail_floor"]["threshold"], table
 
 
+def test_first_at_floor_is_the_n_from_which_the_sampler_stays_at_the_floor():
+    def rec(sampler, steps, seeds, grid="karras"):
+        return {"sampler": sampler, "grid": grid, "steps": steps, "at_floor": seeds == 2, "at_floor_seeds": seeds}
+    result = {"records": [rec("heun", 4, 0), rec("heun", 8, 2), rec("heun", 16, 1), rec("heun", 32, 2),
+                          rec("heun", 64, 2), rec("ddim", 4, 2, "trailing"), rec("ddim", 8, 1, "trailing")]}
+    assert quality.first_at_floor(result, "heun")["steps"] == 32        # at 8, but not at 16
+    assert quality.first_at_floor(result, "heun", seeds=1)["steps"] == 8
+    assert quality.first_at_floor(result, "ddim", "trailing") is None    # not at the largest N
+    assert quality.first_at_floor(result, "ddim", seeds=1)["steps"] == 4
+    with pytest.raises(ValueError, match="sampler"):
+        quality.first_at_floor(result, "heun", "trailing")
+
+
 def test_bad_arguments_name_the_parameter(exact, ring8, cosine):
     with pytest.raises(ValueError, match="samplers"):
         quality.run_quality(exact, ring8, cosine, samplers="ddim,euler", n=10, seeds=1, progress=False)
