@@ -29,7 +29,7 @@ from .._checks import check_float, check_int, check_seed
 from ..fields import display_arrows, grid, score_field
 from ..guidance import cfg
 from ..plotting import plot_quality
-from ..quality import DEFAULT_STEPS, run_quality
+from ..quality import DEFAULT_STEPS, first_at_floor, run_quality
 from .background import Background, frozen
 from .base import App, moving_average
 
@@ -444,11 +444,8 @@ class LabApp(App):
         ax.clear()
         ax.set_axis_on()
         plot_quality(result, ax, x_axis="nfe")
-        floor = {}
-        for r in result["records"]:
-            if r.get("at_floor") and r["sampler"] not in floor:
-                floor[r["sampler"]] = r["nfe"]
-        verdict = ", ".join(f"{name} from {nfe} NFE" for name, nfe in floor.items()) or "none"
+        firsts = {name: first_at_floor(result, name) for name in dict.fromkeys(r["sampler"] for r in result["records"])}
+        verdict = ", ".join(f"{name} from {r['nfe']} NFE" for name, r in firsts.items() if r) or "none"
         at = f"\nat the floor (at_floor): {verdict}" if any("at_floor" in r for r in result["records"]) else ""
         ax.set_title(f"{ax.get_title()}\n{self._quality_about}{at}", fontsize=8)
         self.redraw()
