@@ -60,7 +60,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from labkit import cache, guidance, metrics, oracle, samplers, schedules, solvers, targets
+from labkit import cache, guidance, metrics, oracle, quality, samplers, schedules, solvers, targets
 from labkit.plotting import scatter
 from labkit.samplers import SAMPLERS
 from labkit.widgets.samplers import SamplerApp
@@ -599,9 +599,11 @@ reports = {(name, grid, N): judge(samplers.run(name, exact, schedule, noise, N, 
 
 
 def first_at_floor(name, grid, key="at_floor"):
-    """The smallest N from which the verdict stays yes at every larger N measured (None if never)."""
-    ok = [reports[(name, grid, N)][key] for N in floor_Ns]
-    return next((N for k, N in enumerate(floor_Ns) if all(ok[k:])), None)
+    """The smallest N from which the verdict ``key`` stays yes at every larger N measured (None if never),
+    by labkit's rule (quality.first_at_floor, the one the lab and chapter 7 read)."""
+    runs = [{"sampler": name, "grid": grid, "steps": N, "at_floor": reports[(name, grid, N)][key]} for N in floor_Ns]
+    first = quality.first_at_floor({"records": runs}, name, grid)
+    return first and first["steps"]
 
 
 print("y: at_floor; m: only the seed's MMD^2 at its floor; .: neither")
