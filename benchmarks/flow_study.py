@@ -2,6 +2,11 @@
 (flow vs eps model), and quality vs NFE (flow Euler/Heun vs DDIM/Heun/DPM-Solver++(2M)), exact and learned.
 
     python benchmarks/flow_study.py --out benchmarks/flow_study.json
+    python benchmarks/flow_study.py --floor --train-seeds 0,1,2   # Euler at the strict floor (issue 13)
+
+``--floor``: the default recipe's model per training seed and the exact velocity, Euler on the uniform
+grid and on flow.karras_times, labels drawn at ring8's frequencies (and the null token at N = 32),
+each judged by common.quality_check on 5 x 3 batches of n = 1000: how many are at_floor.
 
 One torch thread (the machine is shared). at_floor at n = 1000 on one fixed noise batch per row.
 """
@@ -13,6 +18,7 @@ import json
 import time
 
 import torch
+from common import quality_check, sample_labels
 
 from labkit import flow, metrics, oracle, samplers, schedules, targets, train
 
@@ -50,12 +56,62 @@ def first_at_floor(rows):
     return min(ok) if ok else None
 
 
+FLOOR_STEPS = (16, 20, 24, 32)
+FLOOR_QUALITY_SEEDS = 5  # x 3 batches each (common.quality_check)
+
+
+def floor_cells(v, target, labels):
+    """{(grid, labels, N): (batches at_floor, batches, worst detail_miss, worst mmd2)} for velocity v."""
+    cells = {}
+    for grid in ("uniform", "karras_times"):
+        for mode in ("drawn", "null"):
+            for n in FLOOR_STEPS if mode == "drawn" else (32,):
+                vc, times = v(labels if mode == "drawn" else None), flow.karras_times(n) if grid != "uniform" else None
+                qs = [quality_check(lambda z, vc=vc, n=n, times=times: flow.sample(vc, z, n, times=times).x.float(),
+                                    target, seed=s) for s in range(FLOOR_QUALITY_SEEDS)]
+                ok = [a for q in qs for a, b in zip(q["detail_miss_at_floor"], q["mmd2_at_floor"]) if a and b]
+                cells[grid, mode, n] = (len(ok), 3 * len(qs), max(max(q["detail_miss"]) for q in qs),
+                                        max(max(q["mmd2"]) for q in qs))
+    return cells
+
+
+def floor_study(train_seeds, out):
+    """Euler at the strict floor: per training seed of the default recipe, and for the exact velocity."""
+    ring8 = targets.get("ring8")
+    labels = sample_labels(ring8, 3000)
+    exact = oracle.velocity_fn
+    rows = {"exact": floor_cells(lambda c: lambda x, t: exact(ring8, c)(x.double(), t.double()).float(), ring8,
+                                 labels)}
+    cpu = {}
+    for seed in train_seeds:
+        model = flow.new_model(ring8, seed)
+        start = time.process_time()
+        flow.train(model, ring8, seed=seed, progress=False)
+        cpu[seed] = time.process_time() - start
+        rows[f"seed {seed}"] = floor_cells(lambda c, model=model: flow.velocity_fn(model, c), ring8, labels)
+    print(f"DEFAULTS {flow.DEFAULTS}; CPU s per training: {cpu}")
+    print("velocity    grid          labels N   at_floor  worst detail_miss  worst mmd2")
+    for name, cells in rows.items():
+        for (grid, mode, n), (ok, total, dm, mmd) in cells.items():
+            print(f"{name:11s} {grid:13s} {mode:6s} {n:3d}  {ok:2d}/{total}  {dm:.3f}  {mmd:.4f}")
+    with open(out, "w") as f:
+        json.dump({"recipe": flow.DEFAULTS, "train_cpu_seconds": cpu, "rows": {
+            name: [{"grid": g, "labels": m, "steps": n, "at_floor": ok, "batches": tot, "worst_detail_miss": dm,
+                    "worst_mmd2": mmd} for (g, m, n), (ok, tot, dm, mmd) in cells.items()]
+            for name, cells in rows.items()}}, f, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="benchmarks/flow_study.json")
     parser.add_argument("--budgets", default="1000,2000,4000")
+    parser.add_argument("--floor", action="store_true", help="Euler at the strict floor (see the docstring)")
+    parser.add_argument("--train-seeds", default="0,1,2")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.floor:
+        floor_study([int(s) for s in args.train_seeds.split(",")], args.out)
+        return
     ring8, schedule = targets.get("ring8"), schedules.cosine()
     noise = torch.randn(N_EVAL, 2, generator=torch.Generator().manual_seed(7))
     t0 = time.perf_counter()
