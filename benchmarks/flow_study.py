@@ -3,6 +3,7 @@
 
     python benchmarks/flow_study.py --out benchmarks/flow_study.json
     python benchmarks/flow_study.py --floor --train-seeds 0,1,2   # Euler at the strict floor (issue 13)
+    python benchmarks/flow_study.py --ladder 1500,3000,4500,6000   # training steps to that floor
 
 ``--floor``: the default recipe's model per training seed and the exact velocity, Euler on the uniform
 grid and on flow.karras_times, labels drawn at ring8's frequencies (and the null token at N = 32),
@@ -101,14 +102,37 @@ def floor_study(train_seeds, out):
             for name, cells in rows.items()}}, f, indent=1)
 
 
+def ladder(budgets, out, seed=0, n=32):
+    """Training steps (and CPU s on one thread) until the flow model is at the strict floor with Euler-n on
+    flow.karras_times, labels drawn at ring8's frequencies: 5 x 3 batches of n = 1000 per budget."""
+    ring8 = targets.get("ring8")
+    labels, rows = sample_labels(ring8, 3000), []
+    for steps in budgets:
+        model, start = flow.new_model(ring8, seed), time.process_time()
+        flow.train(model, ring8, steps=steps, seed=seed, progress=False)
+        cpu, v = time.process_time() - start, flow.velocity_fn(model, labels)
+        qs = [quality_check(lambda z, v=v: flow.sample(v, z, n, times=flow.karras_times(n)).x.float(), ring8, seed=s)
+              for s in range(FLOOR_QUALITY_SEEDS)]
+        ok = sum(a and b for q in qs for a, b in zip(q["detail_miss_at_floor"], q["mmd2_at_floor"]))
+        rows.append({"train_steps": steps, "cpu_seconds": cpu, "at_floor": ok, "batches": 3 * len(qs),
+                     "worst_detail_miss": max(max(q["detail_miss"]) for q in qs)})
+        print(json.dumps(rows[-1]), flush=True)
+    with open(out, "w") as f:
+        json.dump({"recipe": flow.DEFAULTS, "euler_steps": n, "training_seed": seed, "rows": rows}, f, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="benchmarks/flow_study.json")
     parser.add_argument("--budgets", default="1000,2000,4000")
     parser.add_argument("--floor", action="store_true", help="Euler at the strict floor (see the docstring)")
     parser.add_argument("--train-seeds", default="0,1,2")
+    parser.add_argument("--ladder", default=None, help="training-step budgets to the Euler-32 floor (see ladder)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.ladder:
+        ladder([int(s) for s in args.ladder.split(",")], args.out)
+        return
     if args.floor:
         floor_study([int(s) for s in args.train_seeds.split(",")], args.out)
         return

@@ -291,27 +291,32 @@ def seeded(s):
 
 
 batches = [(torch.randn(1000, 2, generator=seeded(10 + s)), ring8.sample(1000, seeded(20 + s))[1]) for s in range(3)]
+found = {}  # (velocity, grid, N) -> (batches at the floor, worst detail_miss)
 print(f"{'3 x 1000 points, drawn labels':30s}" + "".join(f"N = {n:<12d}" for n in (16, 24, 32)))
 for label in ("exact", "learned"):
     for grid in ("uniform", "karras_times"):
-        cells = []
         for n in (16, 24, 32):
             times = flow.karras_times(n) if grid == "karras_times" else None
             reports = [metrics.floor_report(flow.sample(oracle.velocity_fn(ring8, c) if label == "exact" else
                                                         flow.velocity_fn(model, c), z, n, times=times).x.float(),
                                             ring8, generator=seeded(30 + s)) for s, (z, c) in enumerate(batches)]
-            cells.append(f"{sum(r['at_floor'] for r in reports)}/3 ≤ {max(r['detail_miss'] for r in reports):.3f}  ")
-        print(f"{label + ' Euler, ' + grid:30s}" + "".join(cells))
+            found[label, grid, n] = (sum(r["at_floor"] for r in reports), max(r["detail_miss"] for r in reports))
+        print(f"{label + ' Euler, ' + grid:30s}" + "".join(f"{found[label, grid, n][0]}/3 ≤ "
+                                                           f"{found[label, grid, n][1]:.3f}  " for n in (16, 24, 32)))
 print(f"at_floor in k of 3 batches, worst detail_miss (threshold "
-      f"{metrics.noise_floor(ring8, 1000, statistic='detail_miss').threshold:.4f})")
+      f"{metrics.noise_floor(ring8, 1000, statistic='detail_miss').threshold:.4f})\n")
+print("On the uniform grid the exact velocity is at the floor in "
+      + ", ".join(f"{found['exact', 'uniform', n][0]} of 3 batches at N = {n}" for n in (16, 24, 32))
+      + "; on karras_times the learned model is in "
+      + ", ".join(f"{found['learned', 'karras_times', n][0]} of 3 at N = {n}" for n in (16, 24, 32))
+      + f" (worst detail_miss at N = 32: learned {found['learned', 'karras_times', 32][1]:.3f}, "
+      f"exact {found['exact', 'karras_times', 32][1]:.3f}).")
 
 # %% [markdown]
-# On the uniform grid even the exact velocity misses: in every batch at 16 steps, in two of three at
-# 24. On `karras_times` the learned model's worst detail_miss stays within a few thousandths of the
-# exact velocity's, under the threshold at N = 32 in all three batches. Over 15 batches and three
-# training seeds (`benchmarks/NOTES.md`, "Flow at the strict floor") N = 32 is the step count that
-# holds: 13 to 15 of 15 batches at the floor per training seed, where the exact velocity has 15
-# (at N = 16 the learned model misses in 4 to 6 of 15, the exact one in 3).
+# Over 15 batches and three training seeds (`benchmarks/NOTES.md`, "Flow at the strict floor") N = 32
+# on `karras_times` is the step count that holds: 13 to 15 of 15 batches at the floor per training
+# seed, where the exact velocity has 15 (at N = 16 the learned model misses in 4 to 6 of 15, the exact
+# one in 3).
 #
 # `benchmarks/flow_study.py` runs the same study at n = 1000 with N up to 32, the training-time
 # comparison (flow vs eps model to `at_floor`) and uniform vs logit-normal t; its numbers are in
