@@ -33,7 +33,7 @@ from labkit import samplers, schedules, targets, train
 BAR_RING8_S = 10.0
 BAR_TARGET_S = 30.0
 RING8_LADDER = "1000,1250,1500,2000,3000,4000,6000"
-LADDER = "1000,2000,4000,8000"
+LADDER = "1000,2000,4000,6000,8000,12000"
 FAST = {  # name -> (sampler, steps, grid): ODE samplers a walk may ask
     "dpmpp_2m-16-karras": ("dpmpp_2m", 16, "karras"),
     "dpmpp_2m-16-trailing": ("dpmpp_2m", 16, "trailing"),

@@ -139,6 +139,12 @@ def _spirals(u, c, arms=3):
 class Checkerboard(Target):
     """Uniform on the 8 dark squares of a 4 x 4 board over [-2, 2]^2; class = quadrant."""
 
+    # Half of each batch's t at EDM's noise levels (train.train's t_lognormal) sharpens the squares' edges:
+    # at the strict floor (n = 1000, 3 seeds) with DDPM and DPM++(2M)-16 (trailing grid) after 6000 steps,
+    # where uniform t needs 8000 for DDPM and no 16-NFE sampler gets there by 8000 (benchmarks/NOTES.md,
+    # section 0: `python benchmarks/time_to_quality.py --targets checkerboard --ladder 6000 --threads 1`).
+    recipe = {"t_lognormal": 0.5}
+
     def __init__(self):
         super().__init__("checkerboard", ["lower left", "lower right", "upper left", "upper right"])
         # Dark squares are (i + j) even; each quadrant holds two of them.
@@ -155,6 +161,12 @@ class Checkerboard(Target):
 
 class Text(Target):
     """Uniform inside the glyph outlines of ``text`` (matplotlib TextPath); class = letter."""
+
+    # 80% of each batch's t at EDM's noise levels (train.train's t_lognormal): at the strict floor with DDPM
+    # and DPM++(2M)-16 (Karras grid) after 12000 steps; uniform t: neither by 8000, DPM++-16 stray points
+    # in the letters' corners (benchmarks/NOTES.md, section 0:
+    # `python benchmarks/time_to_quality.py --targets text --ladder 12000 --threads 1`).
+    recipe = {"steps": 12000, "t_lognormal": 0.8}
 
     def __init__(self, text: str = "LAB", width: float = 4.4):
         from matplotlib.font_manager import FontProperties

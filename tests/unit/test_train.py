@@ -196,3 +196,22 @@ def test_train_rejects_bad_ema(ring8, cosine):
             train(model, ring8, cosine, steps=1, ema=bad, progress=False)
     with pytest.raises(TypeError, match="ema"):
         train(model, ring8, cosine, steps=1, ema="0.9", progress=False)
+
+
+def test_t_lognormal_draws_that_share_of_t_at_edms_noise_levels(ring8, cosine, monkeypatch):
+    """t_lognormal = 1: every t comes from ln sigma ~ N(-1.2, 1.2^2) taken to the timestep grid (median
+    sigma 0.30, where uniform t's is about 1); 0 draws nothing extra: DDPM's training bit for bit."""
+    seen, q_sample = [], cosine.q_sample
+    monkeypatch.setattr(cosine, "q_sample", lambda x0, t, eps, check=True: seen.append(t) or q_sample(x0, t, eps))
+    train(new_model(ring8, cosine), ring8, cosine, steps=4, t_lognormal=1.0, progress=False)
+    log_sigma = cosine.sigmas[torch.cat(seen)].log()
+    assert abs(float(log_sigma.median()) + 1.2) < 0.15 and abs(float(log_sigma.std()) - 1.2) < 0.15
+    seen.clear()
+    train(new_model(ring8, cosine), ring8, cosine, steps=4, progress=False)
+    assert float(cosine.sigmas[torch.cat(seen)].median()) > 0.8
+    runs = [train(new_model(ring8, cosine), ring8, cosine, steps=20, progress=False, **kw)
+            for kw in ({}, {"t_lognormal": 0.0}, {"t_lognormal": 0.5})]
+    assert runs[0] == runs[1] != runs[2]
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="t_lognormal"):
+            train(new_model(ring8, cosine), ring8, cosine, steps=1, t_lognormal=bad, progress=False)
