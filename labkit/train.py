@@ -32,7 +32,7 @@ from .targets import Target
 # dropout 0.3 (not 0.1) gives the null token 3x as much data: null-token samples' detail_miss at 2000
 # steps fell from 0.32 to 0.05 (DDPM), the conditional ones' stayed at the floor. A weight EMA (0.99,
 # 0.998) changed nothing measurable with the half-cosine decay to lr 0, so ema is off.
-# t_lognormal (train's docstring) is 0: uniform t, as DDPM; some targets' recipes raise it (targets.py).
+# t_lognormal (draw_t) is 0: uniform t, as DDPM; some targets' recipes raise it (targets.py).
 DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "ema": 0.0, "p_uncond": 0.3, "t_lognormal": 0.0,
             "width": 128, "depth": 3}
 MODEL_KEYS = ("width", "depth", "time_dim", "class_dim", "cond")  # recipe entries that shape the model
@@ -118,33 +118,37 @@ def train(model: EpsMLP, target: Target, schedule: Schedule, *, steps: int = DEF
     Returns ``history`` with one loss per completed step appended; see :func:`fit` for ``ema``,
     ``seed``, ``progress``, ``callback`` and ``stop`` (Ctrl-C or stop end after a whole step).
 
-    ``t_lognormal`` is the fraction of each batch whose t comes from EDM's noise-level density
-    instead (Karras et al. 2022, Sec. 5 and Table 1: ln sigma ~ N(-1.2, 1.2^2), :data:`LOGNORMAL_SIGMA`),
-    each sigma taken to the first timestep whose sigma reaches it. It moves training from the large
-    sigmas, where eps is easy, to sigma ~ 0.05-1, where a 2-D target's edges and thin curves are
-    decided; the uniform rest keeps every timestep trained (the samplers start at sigma = 80).
-    At 0 (the default) no extra random numbers are drawn: training is DDPM's, bit for bit.
+    ``t_lognormal``: the share of each batch whose t comes from EDM's noise levels instead (:func:`draw_t`).
     """
     p_uncond = _check_train(model, target, schedule, p_uncond)
     t_lognormal = check_float("t_lognormal", t_lognormal, 0.0, 1.0)
-    sigmas = schedule.sigmas.float()
 
     def loss(x0: torch.Tensor, c: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         drop = torch.rand(len(c), generator=g).to(c.device) < p_uncond          # label dropout
         c = torch.where(drop, model.null, c)
-        t = torch.randint(schedule.T, (len(x0),), generator=g)                   # t ~ U{0..T-1}
-        if t_lognormal > 0:                                                      # or, for a share, EDM's sigma
-            mean, sd = LOGNORMAL_SIGMA
-            sigma = (mean + sd * torch.randn(len(x0), generator=g)).exp()
-            t_edm = torch.searchsorted(sigmas, sigma).clamp_(max=schedule.T - 1)
-            t = torch.where(torch.rand(len(x0), generator=g) < t_lognormal, t_edm, t)
-        t = t.to(x0.device)
+        t = draw_t(schedule, len(x0), g, t_lognormal).to(x0.device)             # t ~ U{0..T-1}
         eps = torch.randn(x0.shape, generator=g, dtype=x0.dtype).to(x0.device)  # eps ~ N(0, I)
         x_t = schedule.q_sample(x0, t, eps, check=False)
         return (model(x_t, t.to(x0.dtype), c) - eps).square().mean()
 
     return fit(model, target, loss, steps=steps, batch_size=batch_size, lr=lr, ema=ema, seed=seed, history=history,
                progress=progress, callback=callback, stop=stop, desc=f"train {target.name}")
+
+
+def draw_t(schedule: Schedule, n: int, g: torch.Generator, t_lognormal: float = 0.0) -> torch.Tensor:
+    """n training timesteps t ~ U{0..T-1}; a share ``t_lognormal`` of them from EDM's noise-level density
+    instead (Karras et al. 2022, Sec. 5 and Table 1: ln sigma ~ N(-1.2, 1.2^2), :data:`LOGNORMAL_SIGMA`), each
+    sigma taken to the first timestep whose sigma reaches it. That moves training from the large sigmas, where
+    eps is easy, to sigma ~ 0.05-1, where a 2-D target's edges and thin curves are decided; the uniform rest
+    keeps every timestep trained (the samplers start at sigma = 80). At 0 no extra random numbers are drawn:
+    DDPM's training, bit for bit."""
+    t = torch.randint(schedule.T, (n,), generator=g)
+    if t_lognormal > 0:
+        mean, sd = LOGNORMAL_SIGMA
+        sigma = (mean + sd * torch.randn(n, generator=g)).exp()
+        t_edm = torch.searchsorted(schedule.sigmas.float(), sigma).clamp_(max=schedule.T - 1)
+        t = torch.where(torch.rand(n, generator=g) < t_lognormal, t_edm, t)
+    return t
 
 
 def fit(model: torch.nn.Module, target, loss: Callable, *, steps: int, batch_size: int, lr: float,
