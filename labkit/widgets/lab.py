@@ -451,9 +451,9 @@ class LabApp(App):
         self.redraw()
 
     def train(self, steps: int | None = None, blocking: bool = False) -> bool:
-        """Start training in the background; False (and nothing started) if one is running.
-
-        ``steps`` defaults to the "train steps" box. ``blocking=True`` waits for the end.
+        """Start training in the background with the target's recipe (:func:`labkit.train.recipe`); False (and
+        nothing started) if one is running. ``steps`` defaults to the "train steps" box; ``blocking=True`` waits
+        for the end.
         """
         steps = self.train_steps.value if steps is None else check_int("steps", steps, 1, 1_000_000)
         trained = self.trained
@@ -466,8 +466,9 @@ class LabApp(App):
         def publish(view):
             trained.view = view
 
+        settings = {k: v for k, v in _train.recipe(self.target).items() if k not in (*_train.MODEL_KEYS, "steps")}
         self.trainer.train(trained.model, self.target, self.schedule, steps=steps, seed=self.seed + trained.presses,
-                           history=trained.history, publish=publish)
+                           history=trained.history, publish=publish, **settings)  # the target's recipe, but steps
         self.train_button.disabled = True
         self.stop_button.disabled = False
         if blocking:

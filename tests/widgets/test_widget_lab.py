@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from labkit import fields, samplers, targets  # noqa: E402
+from labkit import fields, samplers, targets, train  # noqa: E402
 from labkit.guidance import cfg  # noqa: E402
 from labkit.quality import DEFAULT_STEPS  # noqa: E402
 from labkit.widgets.lab import LabApp  # noqa: E402
@@ -317,6 +317,15 @@ def test_in_a_kernel_changes_are_debounced_into_one_render_and_t_stays_live():
     app, renders = asyncio.run(session())
     assert renders == [(8, 2.5)] and app.last_error is None
     assert "class 1, w = 2.5" in app.ax["samples"].get_title() and app.result.nfe == 2 * 15  # guided: 2 forwards
+
+
+def test_train_uses_the_targets_recipe_with_the_boxs_steps(monkeypatch):
+    app, calls = LabApp(target="checkerboard"), []
+    monkeypatch.setattr(app.trainer, "train", lambda *args, **kwargs: calls.append(kwargs) or True)
+    app.train(7)
+    assert calls[0]["steps"] == 7 and calls[0]["t_lognormal"] == targets.get("checkerboard").recipe["t_lognormal"]
+    assert {k: calls[0][k] for k in ("batch_size", "lr", "p_uncond")} == {k: train.DEFAULTS[k] for k in
+                                                                         ("batch_size", "lr", "p_uncond")}
 
 
 def test_each_target_keeps_its_model_and_the_panel_says_which_is_shown():
