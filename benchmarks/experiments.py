@@ -55,21 +55,29 @@ def parse_spec(spec: str) -> dict:
     return out
 
 
+def train_spec(target, schedule, spec: str):
+    """A fresh model trained with the target's recipe updated by ``spec`` (``seed=`` seeds the model and its
+    training); returns (model, seed, the full recipe, CPU seconds of training)."""
+    from labkit import train
+
+    settings = parse_spec(spec)
+    seed = settings.pop("seed", 0)
+    full = {**train.recipe(target), **settings}
+    model = train.new_model(target, schedule, seed=seed, **{k: full[k] for k in train.MODEL_KEYS if k in full})
+    start = time.process_time()
+    train.train(model, target, schedule, seed=seed, progress=False,
+                **{k: v for k, v in full.items() if k not in train.MODEL_KEYS})
+    return model, seed, full, time.process_time() - start
+
+
 def recipe(specs, target_name="ring8", names=("dpm16-karras", "dpm16-trailing", "ddpm"), labels=("null", "drawn")):
     """Quality after training with each recipe spec (train.DEFAULTS updated by key=value pairs; ``seed``
     seeds the model and its training), judged per sampler by common.quality_check (3 seeds x n = 1000)."""
-    from labkit import schedules, targets, train
+    from labkit import schedules, targets
 
     target, schedule = targets.get(target_name), schedules.cosine()
     for spec in specs:
-        settings = parse_spec(spec)
-        seed = settings.pop("seed", 0)
-        full = {**train.recipe(target), **settings}
-        model = train.new_model(target, schedule, seed=seed, **{k: full[k] for k in train.MODEL_KEYS if k in full})
-        start = time.process_time()
-        train.train(model, target, schedule, seed=seed, progress=False,
-                    **{k: v for k, v in full.items() if k not in train.MODEL_KEYS})
-        cpu = time.process_time() - start
+        model, seed, full, cpu = train_spec(target, schedule, spec)
         q = {f"{k}/{mode}": v for mode in labels for k, v in judge(model, target, schedule, names, labels=mode).items()}
         cells = "  ".join(f"{k} dm {v['detail_miss_mean']:.4f} (max {max(v['detail_miss']):.4f}) mmd "
                           f"{v['mmd2_mean']:.4f}{' OK' if v['at_floor'] else ''}" for k, v in q.items())

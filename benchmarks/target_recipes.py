@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 from common import quality_check, sample_labels
-from experiments import parse_spec
+from experiments import train_spec
 
-from labkit import oracle, samplers, schedules, targets, train
+from labkit import oracle, samplers, schedules, targets
 
 torch.set_num_threads(1)
 RUNS = {"dpm16k": ("dpmpp_2m", 16, "karras"), "dpm16t": ("dpmpp_2m", 16, "trailing"), "heun8k": ("heun", 8, "karras"),
@@ -46,14 +45,7 @@ def judge(name, eps_fn, names) -> None:
 def train_and_judge(name: str, specs, names) -> None:
     target, schedule = targets.get(name), schedules.cosine()
     for spec in specs:
-        settings = parse_spec(spec)
-        seed = settings.pop("seed", 0)
-        full = {**train.recipe(target), **settings}
-        model = train.new_model(target, schedule, seed=seed, **{k: full[k] for k in train.MODEL_KEYS if k in full})
-        start = time.process_time()
-        train.train(model, target, schedule, seed=seed, progress=False,
-                    **{k: v for k, v in full.items() if k not in train.MODEL_KEYS})
-        cpu = time.process_time() - start
+        model, seed, full, cpu = train_spec(target, schedule, spec)
         print(f"{name} {spec} seed {seed}: CPU {cpu:.1f} s ({cpu / full['steps'] * 1e3:.2f} ms/step), "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
         judge(name, model.eps_fn(sample_labels(target, 3000)), names)
