@@ -70,7 +70,8 @@ app  # noqa: B018 (the app is this cell's displayed value)
 # %% [markdown]
 # ## How to read it
 #
-# - **Target** — 300 fresh samples of $p(x, c)$, coloured by class $c$.
+# - **Target** — 300 fresh samples of $p(x, c)$, coloured by class $c$. The samples and the score field
+#   to its right share its axes.
 # - **Samples** — the model's samples from the same fixed noise each time, so a change you see is
 #   the sampler's, the class's or $w$'s, not the noise's. The title gives the model (target and
 #   training steps), the sampler, the steps $N$, the grid and the network evaluations (NFE).

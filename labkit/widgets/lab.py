@@ -38,7 +38,7 @@ MAX_W = 8.0
 ALL = -1  # the class picker's value for "all classes" (a Dropdown shows None as no selection)
 HOW_TO_READ = """
 <b>How to read this.</b>
-<b>Target</b>: 300 fresh samples of p(x, c), coloured by class.
+<b>Target</b>: 300 fresh samples of p(x, c), coloured by class; the samples and the score field share its axes.
 <b>Samples</b>: the model's samples from fixed noise, re-drawn when you change the sampler, the grid, the
 step count N, the class or w (and after training); the title names the model and its training steps.
 DDPM takes every timestep below sigma_max, Heun costs 2N - 1 network evaluations.
@@ -199,6 +199,9 @@ class LabApp(App):
             ax.set_xlim(-self.lim, self.lim)
             ax.set_ylim(-self.lim, self.lim)
             ax.set_aspect("equal")
+            if name != "target":  # the target's axes serve all three: fewer labels to draw at each slider move
+                ax.set_xticks([])
+                ax.set_yticks([])
         self.target_points = ax_target.scatter(empty[:, 0], empty[:, 1], s=4, linewidths=0)
         self.sample_points = ax_samples.scatter(empty[:, 0], empty[:, 1], s=4, linewidths=0)
         self.field_points = ax_field.scatter(empty[:, 0], empty[:, 1], s=3, linewidths=0, color="0.8")
@@ -214,13 +217,21 @@ class LabApp(App):
         ax_loss.set_xlim(0, 100)
         ax_loss.set_ylim(0.1, 1.5)
         ax_loss.legend(fontsize=8, loc="upper right")
+        # Constrained layout costs half of every draw; the lab lays out when titles or ticks change shape
+        # (a new target, the end of a training run, the quality chart), not on every slider move.
+        self._layout = self.fig.get_layout_engine()
+        self.fig.set_layout_engine("none")
         self._quality_placeholder()
+
+    def _relayout(self) -> None:
+        self._layout.execute(self.fig)
 
     def _quality_placeholder(self, text: str = "press Quality vs steps: MMD$^2$ against NFE") -> None:
         ax = self.ax["quality"]
         ax.clear()
         ax.set_axis_off()
         ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+        self._relayout()
 
     def controls(self) -> list[W.Widget]:
         return [W.HBox([self.target_picker, self.sampler_picker, self.grid_picker, self.steps_slider]),
@@ -448,6 +459,7 @@ class LabApp(App):
         verdict = ", ".join(f"{name} from {r['nfe']} NFE" for name, r in firsts.items() if r) or "none"
         at = f"\nat the floor (at_floor): {verdict}" if any("at_floor" in r for r in result["records"]) else ""
         ax.set_title(f"{ax.get_title()}\n{self._quality_about}{at}", fontsize=8)
+        self._relayout()
         self.redraw()
 
     def train(self, steps: int | None = None, blocking: bool = False) -> bool:
@@ -507,6 +519,8 @@ class LabApp(App):
         if self.trainer.error is not None and not training and self.train_error is None:
             self.train_error = f"training failed: {self.trainer.error}"
             self.errors.append_stdout(self.train_error + "\n")
+        if not training:
+            self._relayout()
         self.update_field()
         if not training and self._samples_of != (self.target.name, done):
             self.samples_changed()
