@@ -99,15 +99,18 @@ def _diagnose(take) -> str:
     return f"; status {status!r}; page screenshot: {path}"
 
 
-def drag_slider(page, slider, dx: float) -> str:
-    """Drag the handle of the ipywidgets slider ``slider`` (a CSS selector or a locator) by ``dx`` pixels;
-    returns the new readout."""
+def drag_slider(page, slider, dx: float | None = None) -> str:
+    """Drag the handle of the ipywidgets slider ``slider`` (a CSS selector or a locator) by ``dx`` pixels
+    (default: a quarter of its track toward the middle, so it moves wherever it starts); returns the new readout."""
     slider = page.locator(slider).first if isinstance(slider, str) else slider
     handle = slider.locator(".noUi-handle").first
     readout = slider.locator(".widget-readout").first
     before = readout.inner_text()
     handle.scroll_into_view_if_needed()
     box = handle.bounding_box()
+    if dx is None:
+        track = slider.locator(".noUi-target").first.bounding_box()
+        dx = track["width"] / 4 * (1 if box["x"] + box["width"] / 2 < track["x"] + track["width"] / 2 else -1)
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()

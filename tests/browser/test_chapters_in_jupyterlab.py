@@ -23,12 +23,8 @@ def drag_every_slider(page) -> list[str]:
         output = slider.locator("xpath=ancestor::div[contains(@class, 'jp-OutputArea-output')][1]")
         label = slider.locator(".widget-label").first.inner_text()
         slider.scroll_into_view_if_needed()
-        track = slider.locator(".noUi-target").first.bounding_box()
-        handle = slider.locator(".noUi-handle").first.bounding_box()
-        middle = track["x"] + track["width"] / 2
-        dx = track["width"] / 4 * (1 if handle["x"] + handle["width"] / 2 < middle else -1)
         before = image(output)
-        readout = drag_slider(page, slider, dx)
+        readout = drag_slider(page, slider)
         wait_for_change(lambda output=output: image(output), before, timeout_s=90,
                         what=f"the output of slider {label!r} dragged to {readout}")
         dragged.append(f"{label} -> {readout}")
