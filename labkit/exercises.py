@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import digits, guidance, oracle, quality, samplers, schedules, solvers, targets
+from . import digits, guidance, metrics, oracle, quality, samplers, schedules, solvers, targets
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError  # your code here"
@@ -355,6 +355,34 @@ def _check_mmd2(fn):
             lambda x, y, h: _mmd2(x, y, h, biased=True)}, atol=1e-10)
 
 
+def _radius(z, k, col):
+    return torch.cdist(z, z).topk(k + 1, largest=False).values[:, col]
+
+
+def _pr(x, y, k, col=None, swap=False, own_balls=False):
+    """Precision and recall of x against y with k-NN balls, or one of three slips."""
+    col = k if col is None else col
+    d, r_x, r_y = torch.cdist(x, y), _radius(x, k, col)[:, None], _radius(y, k, col)[None, :]
+    if own_balls:  # precision with the samples' radii, recall with the target's
+        return torch.stack([(d <= r_x).any(dim=1).double().mean(), (d <= r_y).any(dim=0).double().mean()])
+    pr = torch.stack([(d <= r_y).any(dim=1).double().mean(), (d <= r_x).any(dim=0).double().mean()])
+    return pr.flip(0) if swap else pr
+
+
+def _check_precision_recall(fn):
+    cases = [Case((x, y, k), torch.tensor(metrics._precision_recall(x, y, k), dtype=torch.float64),
+                  f"m = {len(x)}, n = {len(y)}, k = {k}")
+             for s, (m, n, k) in enumerate([(40, 50, 5), (30, 30, 10), (60, 25, 3)])
+             for x, y in [(1.4 * _points(m, s + 40) + 0.6, _points(n, s + 50))]]
+    _compare(fn, cases, {
+        "r_k is the distance to the k-th nearest *other* point: in each sorted row of distances, column 0 is the "
+        "point itself (0)": lambda x, y, k: _pr(x, y, k, col=k - 1),
+        "precision and recall are swapped: precision asks whether each sample x_i is in a target ball, recall "
+        "whether each target point y_j is in a sample ball": lambda x, y, k: _pr(x, y, k, swap=True),
+        "each ball has its own centre's radius: target balls B(y_j, r_k(y_j)) for precision, sample balls "
+        "B(x_i, r_k(x_i)) for recall": lambda x, y, k: _pr(x, y, k, own_balls=True)})
+
+
 # ---- chapter 8: what a sampler call costs, and from which N it stays at the floor --------------------
 
 class _Counted:
@@ -511,6 +539,7 @@ CHECKS: dict[str, Callable] = {
     "heun_step": _check_heun_step,
     "dpmpp_2m_step": _check_dpmpp_2m_step,
     "mmd2": _check_mmd2,
+    "precision_recall": _check_precision_recall,
     "nfe": _check_nfe,
     "first_at_floor": _check_first_at_floor,
     "flow_path": _check_flow_path,

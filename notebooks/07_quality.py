@@ -188,6 +188,34 @@ print(f"the seed's MMD rejects (in most trials): {', '.join(seen) or 'none'}")
 # target left out). labkit's `detail_miss` is $(1 - \text{precision}) + (1 - \text{recall})$ with
 # $k = 10$; 0 would be perfect, two fresh target batches give the small floor below.
 
+# %% [markdown]
+# ### Exercise: precision and recall in k-NN balls
+#
+# Write `my_precision_recall(x, y, k)`: for a sample `x` (m, d) and target points `y` (n, d), return
+# `torch.stack([precision, recall])` as defined above, with $r_k(z_i)$ the distance from $z_i$ to its
+# k-th nearest *other* point of its own set. `exercises.check` compares it with labkit's on samples of
+# different sizes and k, where neither number is 1. (Hint: `torch.cdist`, then `topk(k + 1,
+# largest=False)` or `sort` along each row.)
+
+# %%
+def my_precision_recall(x, y, k):
+    """Improved precision and recall of x (m, d) against target points y (n, d) with k-NN balls."""
+    ### BEGIN SOLUTION
+    def radius(z):  # distance to the k-th nearest other point: column 0 of each sorted row is z_i itself
+        return torch.cdist(z, z).topk(k + 1, largest=False).values[:, k]
+
+    d = torch.cdist(x, y)                                             # d[i, j] = |x_i - y_j|
+    precision = (d <= radius(y)[None, :]).any(dim=1).double().mean()  # x_i in some target ball
+    recall = (d <= radius(x)[:, None]).any(dim=0).double().mean()     # y_j in some sample ball
+    return torch.stack([precision, recall])
+    ### END SOLUTION
+
+
+exercises.check("precision_recall", my_precision_recall)
+
+# %% [markdown]
+# labkit's version, which `detail_miss` and `at_floor` use:
+
 # %%
 print(inspect.getsource(metrics._precision_recall))
 

@@ -39,6 +39,13 @@ def _mmd2(x, y, h):
     return ((k(x, x).sum() - m) / (m * (m - 1)) + (k(y, y).sum() - n) / (n * (n - 1)) - 2 * k(x, y).mean())
 
 
+def _precision_recall(x, y, k, col=None):
+    col = k if col is None else col
+    d = torch.cdist(x, y)
+    r_x, r_y = (torch.cdist(z, z).sort(dim=1).values[:, col] for z in (x, y))
+    return torch.stack([(d <= r_y).any(1).double().mean(), (d.T <= r_x).any(1).double().mean()])
+
+
 def _eps_loss(eps_fn, x0, t, eps, abar):
     a = abar[:, None]
     return (eps_fn(a.sqrt() * x0 + (1 - a).sqrt() * eps, t) - eps).square().mean()
@@ -75,6 +82,7 @@ SOLUTIONS = {
     "heun_step": _heun_step,
     "dpmpp_2m_step": _dpmpp_2m_step,
     "mmd2": _mmd2,
+    "precision_recall": _precision_recall,
     "nfe": _nfe,
     "first_at_floor": _first_at_floor,
     "flow_path": lambda x0, eps, t: (1 - t) * x0 + t * eps,
@@ -117,6 +125,9 @@ WRONG = {
                               - 2 * torch.exp(-torch.cdist(x, y).square() / (2 * h**2)).mean()),
              lambda x, y, h: _mmd2(x, y, 2 * h),
              lambda x, y, h: -_mmd2(x, y, h)],
+    "precision_recall": [lambda x, y, k: _precision_recall(x, y, k, col=k - 1),
+                         lambda x, y, k: _precision_recall(x, y, k).flip(0),
+                         lambda x, y, k: _precision_recall(x, y, k + 5)],
     "nfe": [lambda s, N, w, tm: _nfe(s, N, w, tm) + (s == "heun") * (2 if w > 0 else 1),
             lambda s, N, w, tm: _nfe(s, N, 0.0, tm), lambda s, N, w, tm: 2 * _nfe(s, N, 0.0, tm),
             lambda s, N, w, tm: _nfe(s, N, w, tm - 1)],
@@ -170,6 +181,10 @@ def test_named_slips_get_their_own_hint():
     assert "subtract" in exercises.check("classifier_guidance", WRONG["classifier_guidance"][0]).message
     assert "squared distance" in exercises.check("nearest_distance", WRONG["nearest_distance"][0]).message
     assert "pooled" in exercises.check("diversity", WRONG["diversity"][2]).message
+    assert "*other* point" in exercises.check("precision_recall", WRONG["precision_recall"][0]).message
+    assert "swapped" in exercises.check("precision_recall", WRONG["precision_recall"][1]).message
+    assert "its own centre's radius" in exercises.check(
+        "precision_recall", lambda x, y, k: exercises._pr(x, y, k, own_balls=True)).message
     assert "2N - 1" in exercises.check("nfe", WRONG["nfe"][0]).message
     assert "double the count" in exercises.check("nfe", WRONG["nfe"][1]).message
     assert "at w = 0" in exercises.check("nfe", WRONG["nfe"][2]).message
