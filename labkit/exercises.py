@@ -355,14 +355,9 @@ def _check_mmd2(fn):
             lambda x, y, h: _mmd2(x, y, h, biased=True)}, atol=1e-10)
 
 
-def _radius(z, k, col):
-    return torch.cdist(z, z).topk(k + 1, largest=False).values[:, col]
-
-
-def _pr(x, y, k, col=None, swap=False, own_balls=False):
-    """Precision and recall of x against y with k-NN balls, or one of three slips."""
-    col = k if col is None else col
-    d, r_x, r_y = torch.cdist(x, y), _radius(x, k, col)[:, None], _radius(y, k, col)[None, :]
+def _pr(x, y, k, swap=False, own_balls=False):
+    """Precision and recall of x against y with k-NN balls (metrics.knn_radius), or one of the slips."""
+    d, r_x, r_y = torch.cdist(x, y), metrics.knn_radius(x, k)[:, None], metrics.knn_radius(y, k)[None, :]
     if own_balls:  # precision with the samples' radii, recall with the target's
         return torch.stack([(d <= r_x).any(dim=1).double().mean(), (d <= r_y).any(dim=0).double().mean()])
     pr = torch.stack([(d <= r_y).any(dim=1).double().mean(), (d <= r_x).any(dim=0).double().mean()])
@@ -376,7 +371,7 @@ def _check_precision_recall(fn):
              for x, y in [(1.4 * _points(m, s + 40) + 0.6, _points(n, s + 50))]]
     _compare(fn, cases, {
         "r_k is the distance to the k-th nearest *other* point: in each sorted row of distances, column 0 is the "
-        "point itself (0)": lambda x, y, k: _pr(x, y, k, col=k - 1),
+        "point itself (0)": lambda x, y, k: _pr(x, y, k - 1),
         "precision and recall are swapped: precision asks whether each sample x_i is in a target ball, recall "
         "whether each target point y_j is in a sample ball": lambda x, y, k: _pr(x, y, k, swap=True),
         "each ball has its own centre's radius: target balls B(y_j, r_k(y_j)) for precision, sample balls "
