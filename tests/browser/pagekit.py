@@ -99,25 +99,35 @@ def _diagnose(take) -> str:
     return f"; status {status!r}; page screenshot: {path}"
 
 
-def drag_slider(page, slider, dx: float | None = None) -> str:
+def drag_slider(page, slider, dx: float | None = None, tries: int = 3) -> str:
     """Drag the handle of the ipywidgets slider ``slider`` (a CSS selector or a locator) by ``dx`` pixels
-    (default: a quarter of its track toward the middle, so it moves wherever it starts); returns the new readout."""
+    (default: a quarter of its track toward the middle, so it moves wherever it starts); returns the new readout.
+
+    The page can still shift (outputs above it loading) between reading the handle's place and the drag, so
+    a drag that leaves the readout unchanged is tried again from the handle's new place, ``tries`` times."""
     slider = page.locator(slider).first if isinstance(slider, str) else slider
     handle = slider.locator(".noUi-handle").first
     readout = slider.locator(".widget-readout").first
     before = readout.inner_text()
-    handle.scroll_into_view_if_needed()
-    box = handle.bounding_box()
-    if dx is None:
-        track = slider.locator(".noUi-target").first.bounding_box()
-        dx = track["width"] / 4 * (1 if box["x"] + box["width"] / 2 < track["x"] + track["width"] / 2 else -1)
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + dx, y, steps=10)
-    page.mouse.up()
-    page.wait_for_function("([el, before]) => el.innerText !== before", arg=[readout.element_handle(), before],
-                           timeout=10_000)
+    for attempt in range(tries):
+        handle.scroll_into_view_if_needed()
+        box = handle.bounding_box()
+        step = dx
+        if step is None:
+            track = slider.locator(".noUi-target").first.bounding_box()
+            step = track["width"] / 4 * (1 if box["x"] + box["width"] / 2 < track["x"] + track["width"] / 2 else -1)
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + step, y, steps=10)
+        page.mouse.up()
+        try:
+            page.wait_for_function("([el, before]) => el.innerText !== before",
+                                   arg=[readout.element_handle(), before], timeout=10_000)
+            return readout.inner_text()
+        except Exception:
+            if attempt == tries - 1:
+                raise
     return readout.inner_text()
 
 

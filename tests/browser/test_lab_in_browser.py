@@ -128,7 +128,13 @@ def test_dragging_n_and_w_and_picking_a_class_re_render_the_samples_without_pres
     after_n = wait_for_change(samples, before, what=f"samples after dragging N to {readout}")
     assert f"N = {readout}," in samples_title(page, f"N = {readout},")
     page.locator(".lab-class select").first.select_option(index=3)  # a class, so that w guides
-    after_class = wait_for_change(samples, after_n, what="samples after picking a class")
+    try:
+        after_class = wait_for_change(samples, after_n, what="samples after picking a class")
+    except AssertionError as miss:  # say what the kernel's app holds (one CI run missed this once)
+        state = run_in_kernel(page, "print(app.class_picker.value, app.chosen_class, repr(app.last_error), "
+                                    "repr(app.ax['samples'].get_title()), app._pending_samples)")
+        raise AssertionError(f"{miss}; kernel (class picker, chosen class, last error, title, pending): {state}") \
+            from None
     assert "class 2, w = " in samples_title(page, "class 2, w = ")
     readout = drag_slider(page, ".lab-w")
     wanted = f"class 2, w = {float(readout):g}"
