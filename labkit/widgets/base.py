@@ -26,7 +26,6 @@ def moving_average(values, window: int) -> np.ndarray:
 
 
 TRAILING_REDRAW_S = 0.5
-TRAILING_TRIES = 20
 
 
 class App:
@@ -50,9 +49,7 @@ class App:
         self.errors = W.Output(layout=W.Layout(width="100%"))
         self.last_error: str | None = None
         self._static: W.Output | None = None
-        self._trailing = None  # the pending check that a draw followed the last change (see redraw)
-        self._undrawn = False  # a change since the figure last drew
-        self.fig.canvas.mpl_connect("draw_event", self._drawn)
+        self._trailing = None  # the pending trailing redraw (see redraw)
         self._quiet = False
 
     def on_change(self, control: W.Widget, method: Callable[[], None]) -> None:
@@ -84,31 +81,21 @@ class App:
     def redraw(self) -> None:
         """Schedule a redraw of the canvas (and refresh the image for non-interactive backends).
 
-        In a kernel, the ipympl front end ignores a draw request that arrives while it waits for the
-        previous image, so a change could stay off the screen (the field redrawn, then the debounced
-        samples). Until the figure has drawn after the last change, the request is repeated every
-        ``TRAILING_REDRAW_S`` (at most ``TRAILING_TRIES`` times).
+        In a kernel, one more redraw follows ``TRAILING_REDRAW_S`` after the last request: the
+        ipympl front end ignores a draw request that arrives while it waits for the previous image,
+        so two quick redraws (the field, then the debounced samples) could leave it showing the first.
         """
-        self._undrawn = True
         self.fig.canvas.draw_idle()
         if self._static is not None:
             self._show_static()
-        if isinstance(self.fig.canvas, W.DOMWidget) and self._trailing is None:
+        if isinstance(self.fig.canvas, W.DOMWidget):
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # plain Python (tests): nothing is waiting for an image
                 return
-            self._trailing = loop.call_later(TRAILING_REDRAW_S, self._redraw_until_drawn, 1)
-
-    def _drawn(self, event) -> None:
-        self._undrawn = False
-
-    def _redraw_until_drawn(self, tries: int) -> None:
-        self._trailing = None
-        if self._undrawn and tries <= TRAILING_TRIES:
-            self.fig.canvas.draw_idle()
-            self._trailing = asyncio.get_running_loop().call_later(TRAILING_REDRAW_S, self._redraw_until_drawn,
-                                                                   tries + 1)
+            if self._trailing is not None:
+                self._trailing.cancel()
+            self._trailing = loop.call_later(TRAILING_REDRAW_S, self.fig.canvas.draw_idle)
 
     def controls(self) -> list[W.Widget]:
         """The control row(s) shown above the figure; subclasses override."""

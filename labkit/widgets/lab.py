@@ -151,8 +151,10 @@ class LabApp(App):
                                                continuous_update=False, style=wide), "steps")
         self.class_picker = tagged(W.Dropdown(description="class", style=wide, layout=W.Layout(width="230px")),
                                    "class")
+        # w sends its value on release, like N: during a continuous drag the kernel, busy redrawing for
+        # each position, was seen to keep an intermediate w (the readout said 4.00, the kernel 4.75)
         self.w_slider = tagged(W.FloatSlider(value=w, min=0.0, max=MAX_W, step=0.25, description="CFG w",
-                                             style=wide), "w")
+                                             continuous_update=False, style=wide), "w")
         self.t_slider = tagged(W.IntSlider(value=t, min=0, max=self.schedule.T - 1, description="noise level t",
                                            style=wide, layout=W.Layout(width="420px")), "t")
         self.train_steps = tagged(W.BoundedIntText(value=train_steps, min=1, max=1_000_000, description="train steps",
