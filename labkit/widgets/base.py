@@ -4,6 +4,7 @@ small helpers every app uses (set a control without its callback; a moving avera
 from __future__ import annotations
 
 import asyncio
+import threading
 import traceback
 from collections.abc import Callable
 
@@ -24,8 +25,6 @@ def moving_average(values, window: int) -> np.ndarray:
     lo = np.maximum(i - window, 0)
     return (c[i] - c[lo]) / (i - lo)
 
-
-TRAILING_REDRAW_S = 0.5
 
 
 class App:
@@ -49,8 +48,11 @@ class App:
         self.errors = W.Output(layout=W.Layout(width="100%"))
         self.last_error: str | None = None
         self._static: W.Output | None = None
-        self._trailing = None  # the pending trailing redraw (see redraw)
         self._quiet = False
+        try:  # the loop of the thread that built the app (a kernel's main loop); None in plain Python
+            self._loop, self._thread = asyncio.get_running_loop(), threading.current_thread()
+        except RuntimeError:
+            self._loop, self._thread = None, None
 
     def on_change(self, control: W.Widget, method: Callable[[], None]) -> None:
         """Call ``method`` (no arguments) whenever ``control``'s value changes (unless set with
@@ -66,8 +68,16 @@ class App:
             self._quiet = False
 
     def guarded(self, method: Callable[[], None]) -> None:
-        """Run ``method`` (on one torch thread: see :func:`labkit.train.one_torch_thread`); show any
-        exception in the app's error area instead of losing it."""
+        """Run ``method`` on the app's thread (on one torch thread: see :func:`labkit.train.one_torch_thread`);
+        show any exception in the app's error area instead of losing it.
+
+        JupyterLab 4.6 can deliver widget messages on a kernel subshell, another thread: a callback
+        that arrives there is handed to the loop that built the app, so the figure and the app's
+        state change on one thread only, and timers it sets (the lab's debounce) run on a live loop.
+        """
+        if self._loop is not None and threading.current_thread() is not self._thread:
+            self._loop.call_soon_threadsafe(self.guarded, method)
+            return
         try:
             with one_torch_thread():
                 method()
@@ -79,23 +89,21 @@ class App:
             self.last_error = None
 
     def redraw(self) -> None:
-        """Schedule a redraw of the canvas (and refresh the image for non-interactive backends).
+        """Show the figure's current state.
 
-        In a kernel, one more redraw follows ``TRAILING_REDRAW_S`` after the last request: the
-        ipympl front end ignores a draw request that arrives while it waits for the previous image,
-        so two quick redraws (the field, then the debounced samples) could leave it showing the first.
+        With ipympl and a page attached, draw now and push a full frame (not a diff): the front end
+        drops a draw request that arrives while it waits for an image, and a diff frame it skips
+        leaves the canvas stale for good, while a full frame repairs any frame before it. Without a
+        page (tests, nbclient) ask for a draw only; the inline backend refreshes its image.
         """
-        self.fig.canvas.draw_idle()
+        canvas = self.fig.canvas
+        if isinstance(canvas, W.DOMWidget) and not getattr(canvas, "syncing_data_url", True):
+            canvas._force_full = True  # ipympl: the page is there (it sent "initialized")
+            canvas.draw()
+        else:
+            canvas.draw_idle()
         if self._static is not None:
             self._show_static()
-        if isinstance(self.fig.canvas, W.DOMWidget):
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # plain Python (tests): nothing is waiting for an image
-                return
-            if self._trailing is not None:
-                self._trailing.cancel()
-            self._trailing = loop.call_later(TRAILING_REDRAW_S, self.fig.canvas.draw_idle)
 
     def controls(self) -> list[W.Widget]:
         """The control row(s) shown above the figure; subclasses override."""

@@ -105,3 +105,24 @@ def test_moving_average_averages_the_last_window_values():
     np.testing.assert_allclose(moving_average([1, 2, 3, 4, 5], 2), [1, 1.5, 2.5, 3.5, 4.5])
     np.testing.assert_allclose(moving_average([2.0, 4.0, 6.0], 50), [2.0, 3.0, 4.0])
     assert len(moving_average([], 3)) == 0
+
+
+def test_a_callback_from_another_thread_runs_on_the_thread_that_built_the_app():
+    """JupyterLab 4.6 delivers widget messages on a kernel subshell (another thread); the app's
+    callbacks, and the timers they set, must still run on the loop that built it."""
+    seen = []
+
+    async def main():
+        app = App()
+        slider = W.IntSlider(0, min=0, max=5)
+        app.on_change(slider, lambda: seen.append(threading.current_thread()))
+        other = threading.Thread(target=lambda: setattr(slider, "value", 3))
+        other.start()
+        other.join()
+        for _ in range(100):  # the loop runs the handed-over callback
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert seen == [threading.main_thread()]
