@@ -86,6 +86,18 @@ def wait_for_change(take, before, timeout_s: float = 120.0, what: str = "image")
     raise AssertionError(f"{what} did not change within {timeout_s} s{_diagnose(take)}")
 
 
+def settled(take, timeout_s: float = 30.0):
+    """The first of two screenshots 0.5 s apart that agree (bounded): the page has caught up."""
+    deadline, last = time.monotonic() + timeout_s, take()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = take()
+        if not differs(last, now):
+            return now
+        last = now
+    return last
+
+
 def _diagnose(take) -> str:
     """A screenshot of the whole page and the app's status and error text, for the failure message."""
     page = getattr(take, "page", None)

@@ -24,6 +24,7 @@ from pagekit import (
     open_notebook,
     run_all_cells,
     run_in_kernel,
+    settled,
     shutdown_kernels,
     wait_for_change,
     widget_report,
@@ -121,9 +122,12 @@ def samples_title(page, wanted: str, timeout_s: float = 60.0) -> str:
 def test_dragging_n_and_w_and_picking_a_class_re_render_the_samples_without_pressing_sample(lab):
     page, log = lab
     samples = panel(page, SAMPLES)
+    start = samples()  # before the first change: the kernel may re-render before the next screenshot
     page.locator(".lab-class select").first.select_option(index=0)  # all classes
     page.locator(".lab-sampler select").first.select_option(label="DDIM (Euler)")
-    before = wait_for_change(samples, samples(), what="samples after switching to DDIM")
+    wait_for_change(samples, start, what="samples after switching to DDIM")
+    assert "all classes" in samples_title(page, "DDIM (Euler)")
+    before = settled(samples)  # the picture of the kernel's last render, not an intermediate one
     readout = drag_slider(page, ".lab-steps")  # toward the middle (N = 1 with w = 6 throws 299 of 300 points out)
     after_n = wait_for_change(samples, before, what=f"samples after dragging N to {readout}")
     assert f"N = {readout}," in samples_title(page, f"N = {readout},")
