@@ -77,6 +77,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="notebook names (default: every notebooks/NN_*.ipynb)")
     parser.add_argument("--threads", default="default,1")
+    parser.add_argument("--result", default="course", help="name of the JSON file in benchmarks/results")
     args = parser.parse_args(argv)
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.names:
@@ -93,11 +94,12 @@ def main(argv=None):
             print(f"threads={threads:<8} {path.name:<28} {row['seconds']:7.1f} s  peak RSS {rss}  "
                   f"torch threads {row['torch_threads']}  {row['error'] or ''}", flush=True)
             # written after every chapter, so a stopped run still leaves what it measured
-            write_result("course", {"notebooks": [p.name for p in paths], "runs": runs, "bars": bars(runs),
-                                    "complete": False})
+            write_result(args.result, {"notebooks": [p.name for p in paths], "runs": runs, "bars": bars(runs),
+                                       "complete": False})
         print(f"threads={threads}: total {runs[threads]['total_s']:.1f} s, largest peak RSS "
               f"{runs[threads]['max_peak_rss_mb']:.0f} MB")
-    write_result("course", {"notebooks": [p.name for p in paths], "runs": runs, "bars": bars(runs), "complete": True})
+    write_result(args.result, {"notebooks": [p.name for p in paths], "runs": runs, "bars": bars(runs),
+                               "complete": True})
 
 
 def summarize(rows) -> dict:

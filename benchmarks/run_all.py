@@ -24,7 +24,7 @@ from common import HERE, RESULTS
 SCRIPTS = ["throughput", "widget_latency", "vs_diffusers", "time_to_quality", "vs_smalldiffusion", "course"]
 # Wall-clock limits per script (s), generous on an idle machine; a script past its limit is stopped and
 # reported as timed out (course.py writes its JSON after every chapter, so it leaves partial numbers).
-TIMEOUTS = {"throughput": 240, "widget_latency": 240, "vs_diffusers": 240, "time_to_quality": 600,
+TIMEOUTS = {"throughput": 240, "widget_latency": 240, "vs_diffusers": 240, "time_to_quality": 1800,
             "vs_smalldiffusion": 900, "course": 1200}
 
 
