@@ -5,7 +5,11 @@ committed files are not touched) in a new kernel started in notebooks/, once wit
 thread settings and once with torch limited to one thread (OMP_NUM_THREADS=1, as on a one-core
 Binder). The time is the wall time of the whole execution, kernel start included. A last cell
 added to the copy reads the kernel's own peak resident memory (``ru_maxrss``) and torch's thread
-count. Bars (COURSE.md section 5): all chapters in <= 4 min in total, each kernel <= 1 GB.
+count. Each thread setting starts from an empty model cache (``LABKIT_CACHE_DIR`` set to a new
+empty folder, shared by its chapters as a student's one cache is); ``--warm-cache`` runs every
+setting a second time on the cache its first pass filled. Bars (COURSE.md section 5): all chapters
+in <= 4 min in total on 2 cores (torch's default threads) with an empty model cache, each kernel
+<= 1 GB; the 1-thread pass (a one-core Binder) is reported beside them.
 
     python benchmarks/course.py [--threads default,1] [NN_name ...]
 """
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -32,16 +38,17 @@ print("BENCH_PROBE" + _json.dumps({"maxrss_kb": _resource.getrusage(_resource.RU
 
 
 @contextmanager
-def thread_env(threads: str):
-    """Environment for the kernel: unchanged for 'default', else OMP/MKL limited to ``threads``."""
-    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
-    saved = {k: os.environ.get(k) for k in keys}
+def thread_env(threads: str, cache: str):
+    """Environment of a chapter's kernel: torch's thread limit (none for "default") and the model cache."""
+    wanted = {"OMP_NUM_THREADS": None if threads == "default" else threads,
+              "MKL_NUM_THREADS": None if threads == "default" else threads, "LABKIT_CACHE_DIR": cache}
+    saved = {k: os.environ.get(k) for k in wanted}
     try:
-        for k in keys:
-            if threads == "default":
+        for k, v in wanted.items():
+            if v is None:
                 os.environ.pop(k, None)
             else:
-                os.environ[k] = threads
+                os.environ[k] = v
         yield
     finally:
         for k, v in saved.items():
@@ -51,12 +58,13 @@ def thread_env(threads: str):
                 os.environ[k] = v
 
 
-def run_notebook(path, threads: str) -> dict:
+def run_notebook(path, threads: str, cache: str) -> dict:
+    """Execute ``path`` in a fresh kernel with ``threads`` and the model cache folder ``cache``."""
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PROBE))
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
     error = None
-    with thread_env(threads):
+    with thread_env(threads, cache):
         start = time.perf_counter()
         try:
             client.execute()
@@ -78,28 +86,39 @@ def main(argv=None):
     parser.add_argument("names", nargs="*", help="notebook names (default: every notebooks/NN_*.ipynb)")
     parser.add_argument("--threads", default="default,1")
     parser.add_argument("--result", default="course", help="name of the JSON file in benchmarks/results")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="run each setting again on the model cache its first pass filled")
     args = parser.parse_args(argv)
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if args.names:
         paths = [p for p in paths if p.stem in args.names or p.name in args.names]
-    runs = {}
-    for threads in args.threads.split(","):
+    runs, caches = {}, []
+    passes = [(t, "") for t in args.threads.split(",")]
+    if args.warm_cache:
+        passes = [p for t, _ in passes for p in ((t, ""), (t, " warm"))]
+    for threads, warm in passes:
+        if not warm:
+            cache = tempfile.mkdtemp(prefix="labkit-course-cache-")
+            caches.append(cache)
         rows = []
-        runs[threads] = summarize(rows)
+        name = threads + warm
+        runs[name] = summarize(rows)
         for path in paths:
-            row = run_notebook(path, threads)
+            row = run_notebook(path, threads, cache)
             rows.append(row)
-            runs[threads] = summarize(rows)
+            runs[name] = summarize(rows)
             rss = f"{row['peak_rss_mb']:7.0f} MB" if row["peak_rss_mb"] else "      ? MB"
-            print(f"threads={threads:<8} {path.name:<28} {row['seconds']:7.1f} s  peak RSS {rss}  "
+            print(f"threads={name:<12} {path.name:<28} {row['seconds']:7.1f} s  peak RSS {rss}  "
                   f"torch threads {row['torch_threads']}  {row['error'] or ''}", flush=True)
             # written after every chapter, so a stopped run still leaves what it measured
             write_result(args.result, {"notebooks": [p.name for p in paths], "runs": runs, "bars": bars(runs),
                                        "complete": False})
-        print(f"threads={threads}: total {runs[threads]['total_s']:.1f} s, largest peak RSS "
-              f"{runs[threads]['max_peak_rss_mb']:.0f} MB")
+        print(f"threads={name}: total {runs[name]['total_s']:.1f} s, largest peak RSS "
+              f"{runs[name]['max_peak_rss_mb']:.0f} MB")
     write_result(args.result, {"notebooks": [p.name for p in paths], "runs": runs, "bars": bars(runs),
                                "complete": True})
+    for cache in caches:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def summarize(rows) -> dict:
@@ -111,13 +130,16 @@ def summarize(rows) -> dict:
 def bars(runs) -> list[dict]:
     out = []
     for threads, run in runs.items():
-        if not run["chapters"]:
+        if not run["chapters"] or threads.endswith(" warm"):  # the bars are for an empty model cache
             continue
-        out.append({"name": f"all chapters execute in <= 4 min (threads: {threads})", "limit_s": BAR_TOTAL_S,
-                    "value_s": run["total_s"], "pass": run["total_s"] <= BAR_TOTAL_S and not run["errors"]})
+        if threads == "default":  # the time bar is for 2 cores (COURSE.md section 5); 1 thread is reported
+            out.append({"name": "all chapters execute in <= 4 min (2 cores, threads: default)",
+                        "limit_s": BAR_TOTAL_S, "value_s": run["total_s"],
+                        "pass": run["total_s"] <= BAR_TOTAL_S and not run["errors"]})
         out.append({"name": f"each kernel's peak RSS <= 1 GB (threads: {threads})", "limit_mb": BAR_RSS_MB,
                     "value_mb": run["max_peak_rss_mb"], "pass": 0 < run["max_peak_rss_mb"] <= BAR_RSS_MB})
     return out
+
 
 if __name__ == "__main__":
     main()

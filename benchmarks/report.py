@@ -159,7 +159,9 @@ def section_course(r) -> list[str]:
     partial = "" if r.get("complete", True) else " **Partial: the run was stopped before every chapter ran.**"
     lines = ["## Course (`course.py`)", "",
              f"Chapters found: {', '.join(r['notebooks']) or 'none'}.{partial} Each executed in a fresh kernel with "
-             "nbclient (kernel start included); peak RSS = the kernel's ru_maxrss.", ""]
+             "nbclient (kernel start included), each thread setting from an empty model cache; peak RSS = the "
+             "kernel's ru_maxrss. The time bar is for 2 cores (torch's default threads); the 1-thread pass, a "
+             "one-core Binder, is reported beside it.", ""]
     rows = []
     for threads, run in r["runs"].items():
         for c in run["chapters"]:

@@ -26,7 +26,6 @@ def moving_average(values, window: int) -> np.ndarray:
     return (c[i] - c[lo]) / (i - lo)
 
 
-
 class App:
     """Base of every widget app.
 
