@@ -13,8 +13,8 @@ def scatter(ax, x: torch.Tensor, c: torch.Tensor | None = None, *, s: float = 3,
             title: str | None = None):
     """Points x (n, 2) colored by class c on a square [-lim, lim]^2 axis; returns the artist."""
     x = x.detach().cpu()
-    colors = None if c is None else c.detach().cpu().numpy()
-    artist = ax.scatter(x[:, 0], x[:, 1], s=s, c=colors, cmap="tab10", vmin=0, vmax=9, linewidths=0)
+    by_class = {} if c is None else {"c": c.detach().cpu().numpy(), "cmap": "tab10", "vmin": 0, "vmax": 9}
+    artist = ax.scatter(x[:, 0], x[:, 1], s=s, linewidths=0, **by_class)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
