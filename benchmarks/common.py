@@ -137,3 +137,12 @@ def write_result(name: str, data: dict) -> Path:
 def load_result(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def parse_spec(spec: str) -> dict:
+    """'steps=3000,lr=1e-2,ema=0.99' -> {'steps': 3000, 'lr': 0.01, 'ema': 0.99} (ints stay ints)."""
+    out = {}
+    for item in spec.split(","):
+        key, value = item.split("=")
+        out[key] = int(value) if value.lstrip("-").isdigit() else (float(value) if value[0].isdigit() else value)
+    return out

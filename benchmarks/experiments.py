@@ -16,6 +16,7 @@ import sys
 import time
 
 import torch
+from common import parse_spec
 
 torch.set_num_threads(1)
 
@@ -43,15 +44,6 @@ def judge(model, target, schedule, names=tuple(SAMPLER_CHOICES), n=1000, seeds=3
             return samplers.run(sampler, eps_fn, schedule, z, steps, keep_trajectory=False, **kwargs).x
 
         out[name] = quality_check(draw, target, n=n, seeds=seeds)
-    return out
-
-
-def parse_spec(spec: str) -> dict:
-    """'steps=3000,lr=1e-2,ema=0.99' -> {'steps': 3000, 'lr': 0.01, 'ema': 0.99} (ints stay ints)."""
-    out = {}
-    for item in spec.split(","):
-        key, value = item.split("=")
-        out[key] = int(value) if value.lstrip("-").isdigit() else (float(value) if value[0].isdigit() else value)
     return out
 
 

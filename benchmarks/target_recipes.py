@@ -26,14 +26,14 @@ import numpy as np
 import torch
 from common import quality_check, sample_labels
 from experiments import train_spec
+from time_to_quality import FAST
 
 from labkit import oracle, samplers, schedules, targets
 
 torch.set_num_threads(1)
 RUNS = {"dpm16k": ("dpmpp_2m", 16, "karras"), "dpm16t": ("dpmpp_2m", 16, "trailing"), "heun8k": ("heun", 8, "karras"),
         "dpm32k": ("dpmpp_2m", 32, "karras"), "dpm64k": ("dpmpp_2m", 64, "karras"), "ddpm": ("ddpm", None, None),
-        # Karras's grid with rho 20 and sigma_min 0.02 (time_to_quality's dpmpp_2m-16-karras-rho20)
-        "dpm16k20": ("dpmpp_2m", 16, "karras", {"rho": 20.0, "sigma_min": 0.02})}
+        "dpm16k20": FAST["dpmpp_2m-16-karras-rho20"]}  # Karras's grid with rho 20 and sigma_min 0.02
 
 
 def runner(name, eps_fn, run, seed: int = 0):

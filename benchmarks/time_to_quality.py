@@ -27,7 +27,7 @@ import statistics
 import time
 
 import torch
-from common import quality_check, sample_labels, write_result
+from common import parse_spec, quality_check, sample_labels, write_result
 
 from labkit import samplers, schedules, targets, train
 
@@ -136,7 +136,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    recipe = {k: float(v) for k, v in (kv.split("=") for kv in args.recipe.split(",") if kv)}
+    recipe = parse_spec(args.recipe) if args.recipe else {}
     results = []
     for name in args.targets.split(","):
         ladder = args.ring8_ladder if name == "ring8" else args.ladder
