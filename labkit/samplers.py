@@ -2,7 +2,7 @@
 k-diffusion from three pieces:
 
     eps_fn --(wrapped once)--> denoiser D(x; sigma)       grid: trailing(...) | karras(...) -> sigmas
-    solver(D, x, sigmas): euler, heun, dpmpp_2m, ancestral (labkit.solvers)
+    solver(D, x, sigmas): euler, heun, dpmpp_2m, ancestral, dpmpp_2m_sde (labkit.solvers)
 
 A public sampler checks its inputs, builds the grid and runs a solver. Each returns a
 :class:`SampleResult` with the final samples ``x``, the ``trajectory`` (data space, VP coordinates
@@ -248,6 +248,7 @@ def ode_sampler(solver, grid: str = "karras", name: str | None = None):
 heun = ode_sampler(solvers.heun)            # nfe = 2 steps - 1 (the last step is Euler)
 dpmpp_2m = ode_sampler(solvers.dpmpp_2m)    # nfe = steps
 euler_a = ode_sampler(solvers.ancestral, name="euler_a")  # Euler ancestral (eta = 1): DDPM's posterior on any grid
+dpmpp_2m_sde = ode_sampler(solvers.dpmpp_2m_sde)  # nfe = steps
 
 
 # ---- the registry --------------------------------------------------------------------------------
@@ -266,6 +267,7 @@ SAMPLERS: dict[str, Sampler] = {
     "heun": Sampler(heun, "Heun (EDM)", "tab:orange", True, False),
     "dpmpp_2m": Sampler(dpmpp_2m, "DPM-Solver++(2M)", "tab:green", True, False),
     "euler_a": Sampler(euler_a, "Euler ancestral", "tab:purple", True, True),
+    "dpmpp_2m_sde": Sampler(dpmpp_2m_sde, "DPM-Solver++(2M) SDE", "tab:red", True, True),
 }
 
 

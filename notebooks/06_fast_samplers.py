@@ -424,6 +424,35 @@ for name in ("heun", "dpmpp_2m"):
     print(f"{name:>8} vs euler: max |difference| after step 1 = {first:.1e} ({same}), after step 2 = {second:.1e}")
 
 # %% [markdown]
+# ### With fresh noise: SDE-DPM-Solver++(2M)
+#
+# The same integrator works on the reverse SDE instead of the ODE. Karras et al.'s reverse SDE (their
+# Eq. 6, with the noise rate $\beta = \dot\sigma/\sigma$ that DDPM implies) reads, in $\lambda = -\log\sigma$,
+#
+# $$dx = 2\,(D(x;\lambda) - x)\,d\lambda + \sqrt{2}\,\sigma\,dW_\lambda .$$
+#
+# Its linear part $-2x$ is again solved exactly. With $D$ constant $= D_i$ over the step, the solution
+# is Gaussian: mean $e^{-2h_i}x_i + (1 - e^{-2h_i})D_i$ and variance
+# $\int 2\sigma^2 e^{-4(\lambda_{i+1} - \lambda)}d\lambda = \sigma_{i+1}^2(1 - e^{-2h_i})$, where
+# $e^{-2h_i} = (\sigma_{i+1}/\sigma_i)^2$. That is DDPM's posterior $q(x_{i+1} \mid x_i, \hat x_0 = D_i)$:
+# Euler ancestral (`solvers.ancestral`, $\eta = 1$) is the first-order SDE solver. With $D$ linear in
+# $\lambda$ the slope term's exact weight, $h_i^2 - \tfrac23 h_i^3 + \dots$, is replaced by
+# $(1 - e^{-2h_i})\,h_i/2 = h_i^2 - h_i^3 + \dots$ (Lu et al.'s SDE variant of DPM-Solver++(2M)), which
+# puts the same $D_i'$ as above into DDPM's posterior step:
+#
+# $$x_{\sigma_{i+1}} = \frac{\sigma_{i+1}^2}{\sigma_i^2}\,x_{\sigma_i}
+#   + \Big(1 - \frac{\sigma_{i+1}^2}{\sigma_i^2}\Big)D_i'
+#   + \sigma_{i+1}\sqrt{1 - \frac{\sigma_{i+1}^2}{\sigma_i^2}}\;z, \qquad z \sim \mathcal N(0, I).$$
+#
+# Why add noise at all? An ODE solver carries every error of the network to the end; the noise of an
+# SDE step lets the next steps pull a point that a wrong $D$ pushed off the data back (Karras et al.
+# 2022, Sec. 4). With the exact score there is nothing to correct; chapter 7 runs it beside the other
+# solvers on both, and `benchmarks/NOTES.md` measures it on learned models of the thin curve targets.
+
+# %%
+print(inspect.getsource(solvers.dpmpp_2m_sde))
+
+# %% [markdown]
 # ## 4. The two grids: where the steps go
 #
 # A solver steps along a grid $\sigma_0 > \dots > \sigma_{N-1} > \sigma_N = 0$; labkit has two
@@ -815,6 +844,7 @@ app  # noqa: B018 (the last expression displays the widget)
 # - A sampler is a denoiser (made once from the eps function), a grid (a list of $\sigma$s) and a
 #   solver: Euler, Heun (EDM Algorithm 1, $2N - 1$ evaluations) and DPM-Solver++(2M), the exponential
 #   integrator in $\lambda = -\log\sigma$ with $D$ extrapolated linearly (one evaluation per step).
+#   Its SDE variant puts the same extrapolated $D$ into DDPM's posterior step, with fresh noise.
 #   Measured orders on the Karras grid: printed in section 5 (about 1, 2, 2).
 # - The grid decides where the steps go; on the exact ring8 score the table of section 5 says at
 #   which $N$ each solver reaches the floor on each grid, and the seed's MMD$^2$ alone passes samples
@@ -835,7 +865,7 @@ app  # noqa: B018 (the last expression displays the widget)
 # - T. Karras, M. Aittala, T. Aila, S. Laine (2022). Elucidating the Design Space of Diffusion-Based
 #   Generative Models. NeurIPS. arXiv:2206.00364 (Eq. 3, Eq. 5, Algorithm 1).
 # - C. Lu, Y. Zhou, F. Bao, J. Chen, C. Li, J. Zhu (2022). DPM-Solver++: Fast Solver for Guided Sampling
-#   of Diffusion Probabilistic Models. arXiv:2211.01095 (Algorithm 2).
+#   of Diffusion Probabilistic Models. arXiv:2211.01095 (Algorithm 2; its SDE variant, SDE-DPM-Solver++(2M)).
 # - S. Lin, B. Liu, J. Li, X. Yang (2023). Common Diffusion Noise Schedules and Sample Steps are Flawed.
 #   WACV 2024. arXiv:2305.08891 (trailing timesteps, Table 2).
 # - J. Ho, A. Jain, P. Abbeel (2020). Denoising Diffusion Probabilistic Models. arXiv:2006.11239.

@@ -53,6 +53,7 @@ SCRIPT = textwrap.dedent('''
     out["heun cfg w=2"] = digest(samplers.heun(guidance.cfg(model, 3, 2.0), schedule, noise, 8).x)
     out["dpmpp_2m trailing"] = digest(samplers.dpmpp_2m(eps_fn, schedule, noise, 8, grid="trailing").x)
     out["euler_a"] = digest(samplers.euler_a(eps_fn, schedule, noise, 8, generator=gen(7)).x)
+    out["dpmpp_2m_sde"] = digest(samplers.dpmpp_2m_sde(eps_fn, schedule, noise, 8, generator=gen(8)).x)
     out["mmd2"] = repr(metrics.mmd2(heun, ring8.sample(200, gen(5))[0]))
     out["noise_floor"] = repr(metrics.noise_floor(ring8, 200, 3, gen(6)).values)
     with tempfile.TemporaryDirectory() as tmp:
