@@ -3,6 +3,7 @@
     python benchmarks/target_recipes.py train text steps=12000,t_lognormal=0.8 steps=8000
     python benchmarks/target_recipes.py exact moons          # the exact score, as a Gaussian mixture
     python benchmarks/target_recipes.py robust moons         # the exact score over 5 judging seeds (15 batches)
+    python benchmarks/target_recipes.py heldout spirals exact steps=8000 steps=8000,seed=1   # judging seeds 1-4
 
 ``train``: a model trained with each SPEC (``key=value,...`` over the target's recipe, ``seed=`` the
 training seed; as ``experiments.py recipe``), judged by ``common.quality_check`` (3 seeds x n = 1000,
@@ -14,6 +15,9 @@ points inside the glyphs, spacing and sd 0.025): what a sampler reaches with a p
 ``robust``: the exact eps judged over ``common.quality_check``'s seeds 0-4 (5 x 3 = 15 batches of
 n = 1000) with each sampler in ``$SAMPLERS`` (default fresh,dpm64k,dpm16k,dpm16k20), where ``fresh`` is
 a fresh sample of the target itself: how often a perfect sampler passes, the criterion's own noise.
+``heldout``: each SPEC's model (or ``exact``) judged on ``quality_check``'s seeds 1-4 (12 batches), which
+time_to_quality.py's walk (seed 0) never sees, with each sampler in ``$SAMPLERS`` (default
+dpm16k20,sde16k20,ddpm): mean detail_miss, batches and 3-batch runs at the floor.
 One torch thread, CPU time (``time.process_time``).
 """
 
@@ -33,7 +37,9 @@ from labkit import oracle, samplers, schedules, targets
 torch.set_num_threads(1)
 RUNS = {"dpm16k": ("dpmpp_2m", 16, "karras"), "dpm16t": ("dpmpp_2m", 16, "trailing"), "heun8k": ("heun", 8, "karras"),
         "dpm32k": ("dpmpp_2m", 32, "karras"), "dpm64k": ("dpmpp_2m", 64, "karras"), "ddpm": ("ddpm", None, None),
-        "dpm16k20": FAST["dpmpp_2m-16-karras-rho20"]}  # Karras's grid with rho 20 and sigma_min 0.02
+        "dpm16k20": FAST["dpmpp_2m-16-karras-rho20"],  # Karras's grid with rho 20 and sigma_min 0.02
+        "sde16k20": FAST["dpmpp_2m_sde-16-karras-rho20"], "sde16k": ("dpmpp_2m_sde", 16, "karras"),
+        "sde16t": ("dpmpp_2m_sde", 16, "trailing"), "ea16k": ("euler_a", 16, "karras")}
 
 
 def runner(name, eps_fn, run, seed: int = 0):
@@ -44,10 +50,10 @@ def runner(name, eps_fn, run, seed: int = 0):
         g = torch.Generator().manual_seed(99 + seed)
         return lambda z: target.sample(len(z), g)[0]
     sampler, steps, grid, *options = RUNS[run]
-    # DDPM with time_to_quality's generator
-    kwargs = {"grid": grid, **(options[0] if options else {})} if grid else \
-        {"generator": torch.Generator().manual_seed(1)}
-    return lambda z: samplers.run(sampler, eps_fn, schedule, z, steps, keep_trajectory=False, **kwargs).x
+    kwargs = {"grid": grid, **(options[0] if options else {})} if grid else {}
+    # a stochastic sampler (DDPM, the SDE solvers) draws from time_to_quality's generator
+    return lambda z: samplers.run(sampler, eps_fn, schedule, z, steps, keep_trajectory=False,
+                                  generator=torch.Generator().manual_seed(1), **kwargs).x
 
 
 def judge(name, eps_fn, names) -> None:
@@ -66,6 +72,32 @@ def train_and_judge(name: str, specs, names) -> None:
         print(f"{name} {spec} seed {seed}: CPU {cpu:.1f} s ({cpu / full['steps'] * 1e3:.2f} ms/step), "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
         judge(name, model.eps_fn(sample_labels(target, 3000)), names)
+
+
+def heldout(name: str, specs, names, judging_seeds=(1, 2, 3, 4)) -> None:
+    """Each SPEC's model (or, for ``exact``, the exact eps) judged on judging seeds the walk of
+    time_to_quality.py never sees (it uses seed 0): the mean and worst detail_miss over the 12 batches, the
+    batches at the floor, and the runs at the floor in all 3 of their batches (time_to_quality's rule)."""
+    target, schedule = targets.get(name), schedules.cosine()
+    for spec in specs:
+        if spec == "exact":
+            label, chosen = "exact", ["fresh", *(n for n in names if n != "ddpm")]
+            eps_fn = oracle.MixtureEps(exact_mixture(name), schedule).eps_fn(sample_labels(target, 3000))
+        else:
+            model, seed, full, cpu = train_spec(target, schedule, spec)
+            label, chosen, eps_fn = f"{spec} (CPU {cpu:.1f} s)", names, model.eps_fn(sample_labels(target, 3000))
+        cells = []
+        for run in chosen:
+            batches = runs = 0
+            misses = []
+            for seed in judging_seeds:
+                q = quality_check(runner(name, eps_fn, run, seed), target, seed=seed)
+                ok = [a and b for a, b in zip(q["detail_miss_at_floor"], q["mmd2_at_floor"], strict=True)]
+                batches, runs, misses = batches + sum(ok), runs + all(ok), misses + q["detail_miss"]
+            cells.append(f"{run} {1000 * sum(misses) / len(misses):.2f} (worst {1000 * max(misses):.0f}) "
+                         f"{batches}/{len(misses)} {runs}/{len(judging_seeds)}")
+        print(f"{name} {label}: detail_miss x 1000 mean (worst), batches, runs at the floor: {'; '.join(cells)}",
+              flush=True)
 
 
 def exact_mixture(name: str, K: int = 600, h: float = 0.025) -> targets.GaussianMixture:
@@ -101,12 +133,15 @@ def robust(name: str, eps_fn, names, judging_seeds: int = 5) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3 or sys.argv[1] not in ("train", "exact", "robust"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("train", "exact", "robust", "heldout"):
         raise SystemExit(__doc__)
-    default = "fresh,dpm64k,dpm16k,dpm16k20" if sys.argv[1] == "robust" else "dpm16k,dpm16t,ddpm"
+    default = {"robust": "fresh,dpm64k,dpm16k,dpm16k20", "heldout": "dpm16k20,sde16k20,ddpm"}.get(
+        sys.argv[1], "dpm16k,dpm16t,ddpm")
     names = os.environ.get("SAMPLERS", default).split(",")
     if sys.argv[1] == "train":
         train_and_judge(sys.argv[2], sys.argv[3:], names)
+    elif sys.argv[1] == "heldout":
+        heldout(sys.argv[2], sys.argv[3:], names)
     else:
         mixture = exact_mixture(sys.argv[2])
         print(f"{sys.argv[2]}: exact eps of a {len(mixture.means)}-component mixture", flush=True)

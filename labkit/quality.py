@@ -147,12 +147,12 @@ def first_at_floor(result: dict, sampler: str, grid: str | None = None, seeds: i
 
 def format_table(result: dict) -> str:
     """The records as a fixed-width text table, with both floors underneath."""
-    lines = [f"{'sampler':<10}{'grid':>9}{'steps':>6}{'NFE':>6}{'MMD^2 mean':>12}{'sd':>10}"
+    lines = [f"{'sampler':<13}{'grid':>9}{'steps':>6}{'NFE':>6}{'MMD^2 mean':>12}{'sd':>10}"
              f"{'detail mean':>13}{'sd':>8}  at floor"]
     for r in result["records"]:
         verdict = "n/a" if r["at_floor"] is None else f"{'yes' if r['at_floor'] else 'no'} ({r['at_floor_seeds']}/" \
             f"{len(r['mmd2'])} seeds)"
-        lines.append(f"{r['sampler']:<10}{r['grid'] or '-':>9}{r['steps']:>6}{r['nfe']:>6}{r['mmd2_mean']:>12.5f}"
+        lines.append(f"{r['sampler']:<13}{r['grid'] or '-':>9}{r['steps']:>6}{r['nfe']:>6}{r['mmd2_mean']:>12.5f}"
                      f"{r['mmd2_sd']:>10.5f}{r['detail_miss_mean']:>13.4f}{r['detail_miss_sd']:>8.4f}  {verdict}")
     f, d = result["floor"], result["detail_floor"]
     lines.append(f"noise floor (n = {result['n']}): MMD^2 {f['mean']:.5f} +- {f['sd']:.5f}, detail "

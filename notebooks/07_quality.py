@@ -401,11 +401,11 @@ MAJORITY = SEEDS // 2 + 1
 results = {"exact": res_exact, "learned": res_learned}
 hits = {(label, s, grid, k): quality.first_at_floor(res, s, grid, k) for label, res in results.items()
         for s in SOLVERS for grid in samplers.GRIDS for k in (SEEDS, MAJORITY)}
-print(f"{'':<28}{'exact score':<44}learned model")
-print(f"{'solver':<18}{'grid':<10}" + f"{'every seed':<22}{f'{MAJORITY} of {SEEDS} seeds':<22}" * 2)
+print(f"{'':<32}{'exact score':<44}learned model")
+print(f"{'solver':<22}{'grid':<10}" + f"{'every seed':<22}{f'{MAJORITY} of {SEEDS} seeds':<22}" * 2)
 for s in SOLVERS:
     for grid in samplers.GRIDS:
-        print(f"{samplers.SAMPLERS[s].label:<18}{grid:<10}" + "".join(
+        print(f"{samplers.SAMPLERS[s].label:<22}{grid:<10}" + "".join(
             f"{where(hits[label, s, grid, k]):<22}" for label in results for k in (SEEDS, MAJORITY)))
 for label, res in results.items():
     d = next(r for r in res["records"] if r["sampler"] == "ddpm")
@@ -507,7 +507,8 @@ for label, res in results.items():
 # a long step turns $e$ into a position error $(\sigma_t - \sigma_s)\,e$ (chapter 6). DPM-Solver++(2M)
 # is second order for one evaluation per step: it reuses the previous denoiser output instead of a
 # second call. Heun pays two evaluations per step, so at a fixed NFE it takes half as many steps, each
-# about twice as long. Euler ancestral is first order and adds fresh noise at each step. The measured
+# about twice as long. Euler ancestral is first order and adds fresh noise at each step; DPM-Solver++(2M)
+# SDE puts DPM-Solver++(2M)'s second-order denoised estimate into that noisy step (chapter 6). The measured
 # lines above, not this paragraph, say which of these effects wins at each budget.
 
 # %% [markdown]
@@ -534,7 +535,7 @@ for s, grid in [(s, grid) for s in SOLVERS for grid in samplers.GRIDS] + [("ddpm
                  and (s == "ddpm" or r["steps"] == max(STEPS))) for res in (res_exact, res_learned))
     gap = m["detail_miss_mean"] - e["detail_miss_mean"]
     gaps.append(gap)
-    print(f"  {samplers.SAMPLERS[s].label:<18}{grid or '':<9} exact {e['detail_miss_mean']:.4f} +- "
+    print(f"  {samplers.SAMPLERS[s].label:<22}{grid or '':<9} exact {e['detail_miss_mean']:.4f} +- "
           f"{e['detail_miss_sd']:.4f}, learned {m['detail_miss_mean']:.4f} +- {m['detail_miss_sd']:.4f}: "
           f"gap {gap:+.4f} = {gap / d_sd:+.1f} floor sd; learned at the floor in {m['at_floor_seeds']}/{SEEDS} seeds")
 print(f"model error at convergence: detail gap {min(gaps):+.4f} to {max(gaps):+.4f} "
@@ -543,8 +544,9 @@ kinds = [(s, grid) for s in SOLVERS for grid in samplers.GRIDS] + [("ddpm", None
 by_kind = {True: [], False: []}
 for (s, _), gap in zip(kinds, gaps, strict=True):
     by_kind[samplers.SAMPLERS[s].stochastic].append(gap)
+stochastic = ", ".join(info.label for info in samplers.SAMPLERS.values() if info.stochastic)
 print(f"mean gap of the deterministic solvers {np.mean(by_kind[False]):+.4f}, of the stochastic samplers "
-      f"(Euler ancestral, DDPM) {np.mean(by_kind[True]):+.4f}: the model error shows "
+      f"({stochastic}) {np.mean(by_kind[True]):+.4f}: the model error shows "
       f"{'less' if np.mean(by_kind[True]) < np.mean(by_kind[False]) else 'no less'} through the stochastic ones")
 
 # %% [markdown]
@@ -562,7 +564,7 @@ print(f"mean gap of the deterministic solvers {np.mean(by_kind[False]):+.4f}, of
 # The full-size chart for any target, with the same code, from the command line:
 #
 # ```
-# python -m labkit quality --target ring8 --samplers ddim,heun,dpmpp_2m,euler_a --grid trailing \
+# python -m labkit quality --target ring8 --samplers ddim,heun,dpmpp_2m,euler_a,dpmpp_2m_sde --grid trailing \
 #     --steps 2,4,8,16,32,64,128 --n 1000 --seeds 3 --out out/
 # ```
 #
