@@ -36,7 +36,7 @@ BAR_RING8_S = 10.0
 BAR_TARGET_S = 30.0
 RING8_LADDER = "1000,1250,1500,2000,3000,4000,6000"
 LADDER = "1000,2000,4000,6000,8000,12000"
-FAST = {  # name -> (sampler, steps, grid, grid options): ODE samplers a walk may ask
+FAST = {  # name -> (sampler, steps, grid, grid options): the few-NFE samplers a walk may ask
     "dpmpp_2m-16-karras": ("dpmpp_2m", 16, "karras", {}),
     # Karras's grid with its steps moved toward small sigma (rho 20) and stopped at sigma_min 0.02,
     # below which nothing a 2-D target's detail statistic sees changes (benchmarks/NOTES.md section 0)
