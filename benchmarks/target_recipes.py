@@ -88,12 +88,7 @@ def heldout(name: str, specs, names, judging_seeds=(1, 2, 3, 4)) -> None:
             label, chosen, eps_fn = f"{spec} (CPU {cpu:.1f} s)", names, model.eps_fn(sample_labels(target, 3000))
         cells = []
         for run in chosen:
-            batches = runs = 0
-            misses = []
-            for seed in judging_seeds:
-                q = quality_check(runner(name, eps_fn, run, seed), target, seed=seed)
-                ok = [a and b for a, b in zip(q["detail_miss_at_floor"], q["mmd2_at_floor"], strict=True)]
-                batches, runs, misses = batches + sum(ok), runs + all(ok), misses + q["detail_miss"]
+            batches, runs, misses, _ = tally(name, eps_fn, run, judging_seeds)
             cells.append(f"{run} {1000 * sum(misses) / len(misses):.2f} (worst {1000 * max(misses):.0f}) "
                          f"{batches}/{len(misses)} {runs}/{len(judging_seeds)}")
         print(f"{name} {label}: detail_miss x 1000 mean (worst), batches, runs at the floor: {'; '.join(cells)}",
@@ -119,17 +114,23 @@ def exact_mixture(name: str, K: int = 600, h: float = 0.025) -> targets.Gaussian
     return targets.GaussianMixture(f"{name} (exact)", torch.cat(means), sd, component_classes=torch.cat(classes))
 
 
-def robust(name: str, eps_fn, names, judging_seeds: int = 5) -> None:
+def tally(name: str, eps_fn, run, judging_seeds) -> tuple[int, int, list[float], float]:
+    """``run`` judged by ``quality_check`` with each judging seed (3 batches each): the batches at the floor,
+    the seeds with all 3 batches at the floor, every batch's detail_miss, and detail_miss's threshold."""
     target = targets.get(name)
+    batches, runs, misses = 0, 0, []
+    for seed in judging_seeds:
+        q = quality_check(runner(name, eps_fn, run, seed), target, seed=seed)
+        ok = [a and b for a, b in zip(q["detail_miss_at_floor"], q["mmd2_at_floor"], strict=True)]
+        batches, runs, misses = batches + sum(ok), runs + all(ok), misses + q["detail_miss"]
+    return batches, runs, misses, q["detail_miss_threshold"]
+
+
+def robust(name: str, eps_fn, names, judging_seeds: int = 5) -> None:
     for run in names:
-        passed, misses = 0, []
-        for seed in range(judging_seeds):
-            q = quality_check(runner(name, eps_fn, run, seed), target, seed=seed)
-            passed += sum(a and b for a, b in zip(q["detail_miss_at_floor"], q["mmd2_at_floor"], strict=True))
-            misses += q["detail_miss"]
+        passed, _, misses, threshold = tally(name, eps_fn, run, range(judging_seeds))
         print(f"   {run:9s} {passed}/{len(misses)} batches at the floor; detail_miss mean "
-              f"{sum(misses) / len(misses):.4f}, worst {max(misses):.3f} (<= {q['detail_miss_threshold']:.4f})",
-              flush=True)
+              f"{sum(misses) / len(misses):.4f}, worst {max(misses):.3f} (<= {threshold:.4f})", flush=True)
 
 
 if __name__ == "__main__":
