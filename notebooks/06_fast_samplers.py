@@ -447,7 +447,8 @@ for name in ("heun", "dpmpp_2m"):
 # Why add noise at all? An ODE solver carries every error of the network to the end; the noise of an
 # SDE step lets the next steps pull a point that a wrong $D$ pushed off the data back (Karras et al.
 # 2022, Sec. 4). With the exact score there is nothing to correct; chapter 7 runs it beside the other
-# solvers on both, and `benchmarks/NOTES.md` measures it on learned models of the thin curve targets.
+# solvers on the exact score and on the learned model, and `benchmarks/NOTES.md` measures it on learned
+# models of the thin curve targets.
 
 # %%
 print(inspect.getsource(solvers.dpmpp_2m_sde))
