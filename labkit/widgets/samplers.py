@@ -90,7 +90,8 @@ class SamplerApp(App):
         self._title = ax_s.set_title("", fontsize=9)
 
         self.sampler_picker = W.ToggleButtons(options=[(info.label, s) for s, info in _samplers.SAMPLERS.items()],
-                                              value=sampler, description="sampler")
+                                              value=sampler, description="sampler",
+                                              style={"button_width": "auto"})  # whole labels, not "DPM-Solver++(2..."
         self.grid_picker = W.ToggleButtons(options=list(_samplers.GRIDS), value=grid, description="grid")
         self.steps_slider = W.IntSlider(value=steps, min=1, max=self.max_steps, description="steps N",
                                         continuous_update=False, layout=W.Layout(width="60%"))
