@@ -105,9 +105,10 @@ def ring(n_modes: int = 8, radius: float = 2.0, std: float = 0.1) -> GaussianMix
 class _Curves(Target):
     """A target whose class c is a curve: x = curve_c(u) + noise with u uniform in [0, 1)."""
 
-    def __init__(self, name, class_names, curve: Callable, noise: float):
+    def __init__(self, name, class_names, curve: Callable, noise: float, recipe: dict | None = None):
         super().__init__(name, class_names)
         self._curve, self._noise = curve, noise
+        self.recipe = recipe or {}
 
     def _sample_given(self, c, generator):
         u = torch.rand(len(c), generator=generator, dtype=torch.float64)
@@ -274,7 +275,10 @@ _BUILDERS: dict[str, Callable[[], Target]] = {
     "moons": lambda: _Curves("moons", ["upper", "lower"], _moons, 0.08),
     "swiss_roll": lambda: _Curves("swiss_roll", ["inner", "middle", "outer"], _swiss_roll, 0.05),
     "checkerboard": Checkerboard,
-    "spirals": lambda: _Curves("spirals", ["arm 0", "arm 1", "arm 2"], _spirals, 0.06),
+    # 16 random Fourier features of x (model.FourierFeatures): without them the net extends each arm past its
+    # inner end, and DDPM puts a few points in 1000 there after any training <= 30 s (benchmarks/NOTES.md,
+    # section 0: `python benchmarks/target_recipes.py heldout spirals steps=4000 steps=4000,fourier=16`).
+    "spirals": lambda: _Curves("spirals", ["arm 0", "arm 1", "arm 2"], _spirals, 0.06, recipe={"fourier": 16}),
     "text": Text,
     "digits": Digits,
 }

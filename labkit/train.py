@@ -35,7 +35,7 @@ from .targets import Target
 # t_lognormal (draw_t) is 0: uniform t, as DDPM; some targets' recipes raise it (targets.py).
 DEFAULTS = {"steps": 6000, "batch_size": 512, "lr": 1e-2, "ema": 0.0, "p_uncond": 0.3, "t_lognormal": 0.0,
             "width": 128, "depth": 3}
-MODEL_KEYS = ("width", "depth", "time_dim", "class_dim", "cond")  # recipe entries that shape the model
+MODEL_KEYS = ("width", "depth", "time_dim", "class_dim", "cond", "fourier")  # recipe entries that shape the model
 POOL_SIZE = 65_536
 LOGNORMAL_SIGMA = (-1.2, 1.2)  # EDM's training noise levels, ln sigma ~ N(P_mean, P_std^2) (Karras et al. 2022)
 

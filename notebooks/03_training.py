@@ -217,6 +217,14 @@ print(f"classes: {target.num_classes}, class embedding rows: {net.cond_embedding
       f"(null token = {net.null}), parameters: {sum(p.numel() for p in net.parameters())}")
 
 # %% [markdown]
+# `x_features` is the identity here: the network sees the point $x$ itself. A target with finer detail
+# can ask for $m$ random Fourier features instead, $[x, \sin(2\pi x B), \cos(2\pi x B)]$ with a fixed
+# random $2 \times m$ matrix $B$ (Tancik et al. 2020): an MLP fed $x$ alone learns smooth functions of $x$
+# first, and sines of $x$ let it bend sharply sooner. The spirals' recipe uses $m = 16$: without them,
+# a model trained as long as the benchmarks allow (30 s) extends each arm a little past its inner end,
+# and DDPM leaves a few points in 1000 there (`benchmarks/NOTES.md`).
+
+# %% [markdown]
 # ## Live training
 #
 # `TrainingApp` wraps `labkit.train.train`: **Train** runs it in a background thread (the kernel
@@ -370,3 +378,5 @@ for ax, classes in zip(axes, [None, 0, 3], strict=True):
 # * A. Vaswani et al. (2017). Attention is all you need. arXiv:1706.03762.
 # * J. Ho, T. Salimans (2022). Classifier-free diffusion guidance. arXiv:2207.12598.
 # * B. Efron (2011). Tweedie's formula and selection bias. JASA 106(496).
+# * M. Tancik et al. (2020). Fourier features let networks learn high frequency functions in low
+#   dimensional domains. arXiv:2006.10739.

@@ -440,11 +440,12 @@ def test_guided_sampling_stays_finite_up_to_the_largest_w(name, exact, w, cls, n
 @FUZZ
 @given(num_classes=st.integers(0, 12), T=st.integers(2, 5000), dim=st.integers(1, 4), width=st.integers(1, 16),
        depth=st.integers(1, 3), half_time=st.integers(1, 8), class_dim=st.integers(1, 8), n=st.integers(0, 9),
-       dtype=DTYPES, null=st.booleans(), seed=SEEDS)
+       dtype=DTYPES, null=st.booleans(), seed=SEEDS, fourier=st.integers(0, 4))
 def test_eps_mlp_gives_finite_eps_of_x_shape_for_any_config(num_classes, T, dim, width, depth, half_time, class_dim,
-                                                            n, dtype, null, seed):
+                                                            n, dtype, null, seed, fourier):
     torch.manual_seed(seed)
-    model = EpsMLP(num_classes, T=T, dim=dim, width=width, depth=depth, time_dim=2 * half_time, class_dim=class_dim)
+    model = EpsMLP(num_classes, T=T, dim=dim, width=width, depth=depth, time_dim=2 * half_time, class_dim=class_dim,
+                   fourier=fourier)
     x = noise_of(n, dtype, seed, dim)
     t = torch.rand(n, generator=torch.Generator().manual_seed(seed), dtype=dtype) * (T - 1)
     c = None if null else torch.randint(num_classes + 1, (n,), generator=torch.Generator().manual_seed(seed))
@@ -465,6 +466,11 @@ def test_eps_mlp_rejects_a_bad_config_naming_it(param, value):
 
 def test_eps_mlp_rejects_an_odd_time_dim():
     rejects(lambda: EpsMLP(3, time_dim=5), "time_dim")
+
+
+@pytest.mark.parametrize("value", [-1, 4097, 2.5, "16", True])
+def test_eps_mlp_rejects_a_bad_number_of_fourier_features(value):
+    rejects(lambda: EpsMLP(3, fourier=value), "fourier")
 
 
 # ---------------------------------------------------------------- MMD and the noise floor

@@ -54,7 +54,7 @@ def test_key_separates_every_setting(ring8, cosine, monkeypatch):
               cache.path_for(ring8, schedules.cosine(s=0.01), **SMALL),
               *(cache.path_for(ring8, cosine, **{**SMALL, k: v})
                 for k, v in {"steps": 31, "batch_size": 65, "lr": 5e-3, "p_uncond": 0.2, "width": 17,
-                             "depth": 3, "time_dim": 16, "class_dim": 8}.items())]
+                             "depth": 3, "time_dim": 16, "class_dim": 8, "fourier": 4}.items())]
     assert len({base, *others}) == len(others) + 1
     assert cache.path_for(ring8, cosine, **SMALL, lr=train.DEFAULTS["lr"]) == base  # defaults filled in
     monkeypatch.setattr(cache, "__version__", "999.0")

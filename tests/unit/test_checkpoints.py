@@ -8,9 +8,13 @@ from labkit.model import EpsMLP
 from tests.helpers import gen
 
 
-def test_round_trip_is_exact(tmp_path):
+@pytest.mark.parametrize("fourier", [0, 8])
+def test_round_trip_is_exact(tmp_path, fourier):
     torch.manual_seed(0)
-    model = EpsMLP(num_classes=3, width=32, depth=2)
+    model = EpsMLP(num_classes=3, width=32, depth=2, fourier=fourier)
+    # the random Fourier matrix B is saved with the weights; without features the state is the one of
+    # checkpoints written before the option existed
+    assert ("x_features.B" in model.state_dict()) == (fourier > 0)
     path = tmp_path / "m.pt"
     checkpoints.save(model, path, target="moons", schedule="cosine", history=[1.0, 0.5], train_seconds=1.5)
     loaded, meta = checkpoints.load(path)

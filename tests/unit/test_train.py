@@ -120,6 +120,19 @@ def test_new_model_is_seeded_and_leaves_the_global_rng_alone(ring8, cosine):
         new_model(ring8, cosine, seed=2**63)
 
 
+def test_spirals_recipe_builds_seeded_fourier_features(cosine):
+    from labkit import targets as targets_module
+
+    spirals = targets_module.get("spirals")
+    a, b, c = (new_model(spirals, cosine, seed=s) for s in (4, 4, 5))
+    assert recipe(spirals)["fourier"] == 16 and a.x_features.B.shape == (2, 16)
+    assert a.net[0].in_features == 2 + 2 * 16 + a.time_dim + a.config["class_dim"]
+    assert torch.equal(a.x_features.B, b.x_features.B) and not torch.equal(a.x_features.B, c.x_features.B)
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    angle = 2 * torch.pi * x @ a.x_features.B
+    assert torch.allclose(a.x_features(x), torch.cat([x, angle.sin(), angle.cos()], 1))
+
+
 def test_one_loop_serves_every_loss(ring8, cosine):
     """fit runs any loss(x0, c, g): the eps loss of train, the DSM loss of the score nets, and a new one."""
     from labkit import dsm
