@@ -275,9 +275,10 @@ _BUILDERS: dict[str, Callable[[], Target]] = {
     "moons": lambda: _Curves("moons", ["upper", "lower"], _moons, 0.08),
     "swiss_roll": lambda: _Curves("swiss_roll", ["inner", "middle", "outer"], _swiss_roll, 0.05),
     "checkerboard": Checkerboard,
-    # 16 random Fourier features of x (model.FourierFeatures): without them the net extends each arm past its
-    # inner end, and DDPM puts a few points in 1000 there after any training <= 30 s (benchmarks/NOTES.md,
-    # section 0: `python benchmarks/target_recipes.py heldout spirals steps=4000 steps=4000,fourier=16`).
+    # 16 random Fourier features of x (model.FourierFeatures): without them the net extends each arm a little past
+    # its inner end, and DDPM left a few points in 1000 there after every training tried up to 12000 steps; with
+    # them DDPM's samples are at the level of fresh target samples after 4000 (benchmarks/NOTES.md, section 0:
+    # `SAMPLERS=ddpm python benchmarks/target_recipes.py heldout spirals steps=4000,fourier=0 steps=4000`).
     "spirals": lambda: _Curves("spirals", ["arm 0", "arm 1", "arm 2"], _spirals, 0.06, recipe={"fourier": 16}),
     "text": Text,
     "digits": Digits,

@@ -40,6 +40,27 @@ def test_train_then_sample_loads_the_checkpoint(tmp_path, capsys):
     assert rc == 2 and "--out must end in .npz" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["checkerboard", "spirals"])
+def test_train_uses_the_targets_whole_recipe(tmp_path, name):
+    """checkerboard's recipe draws half of t at EDM's noise levels, spirals' adds Fourier features of x: the
+    command line's model is the one train.train gives with every setting of train.recipe."""
+    import torch
+
+    from labkit import schedules, targets, train
+
+    ckpt = tmp_path / "m.pt"
+    assert main(["train", "--target", name, "--train-steps", "20", "--checkpoint", str(ckpt), "--quiet"]) == 0
+    model, _ = checkpoints.load(ckpt)
+    target, schedule = targets.get(name), schedules.get("cosine")
+    settings = {**train.recipe(target), "steps": 20}
+    direct = train.new_model(target, schedule, seed=0)
+    train.train(direct, target, schedule, seed=0, progress=False,
+                **{k: v for k, v in settings.items() if k not in train.MODEL_KEYS})
+    assert model.config == direct.config and model.config["fourier"] == settings.get("fourier", 0)
+    pairs = zip(model.state_dict().values(), direct.state_dict().values(), strict=True)
+    assert all(torch.equal(a, b) for a, b in pairs)
+
+
 def test_bad_arguments_give_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["quality", "--target", "nope", "--out", str(tmp_path)])
