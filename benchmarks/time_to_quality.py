@@ -18,7 +18,7 @@ asks the null token (unconditional samples of the same model). Bars (COURSE.md s
 <= 10 s, every 2-D target <= 30 s.
 
     python benchmarks/time_to_quality.py [--targets ring8,moons] [--ladder 1000,2000,4000] [--threads 1]
-                                         [--recipe t_lognormal=0.8]
+                                         [--recipe t_lognormal=0.8] [--seed 1]
 """
 
 from __future__ import annotations
@@ -136,6 +136,7 @@ def main(argv=None):
                         help="drawn: class-conditional, labels at the target's frequencies; null: the null token")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats of ring8's passing run (median)")
     parser.add_argument("--recipe", default="", help="key=value,... overriding every target's recipe")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (initial weights and batches)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own setting)")
     parser.add_argument("--result", default="time_to_quality", help="name of the JSON file in benchmarks/results")
     args = parser.parse_args(argv)
@@ -147,7 +148,7 @@ def main(argv=None):
         ladder = args.ring8_ladder if name == "ring8" else args.ladder
         repeats = args.repeats if name == "ring8" else 1
         results.append(time_to_quality(name, [int(s) for s in ladder.split(",")], n=args.n, seeds=args.seeds,
-                                       repeats=repeats, labels=args.labels, recipe=recipe))
+                                       repeats=repeats, labels=args.labels, recipe=recipe, seed=args.seed))
         write(args, results, complete=False)  # after every target, so a stopped run keeps what it measured
     write(args, results, complete=True)
 
