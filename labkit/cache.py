@@ -36,7 +36,7 @@ from .model import EpsMLP
 
 ENV = "LABKIT_CACHE_DIR"
 MODEL_SETTINGS = _train.MODEL_KEYS
-TRAIN_SETTINGS = tuple(k for k in _train.DEFAULTS if k not in MODEL_SETTINGS)  # steps, batch_size, lr, p_uncond
+TRAIN_SETTINGS = tuple(k for k in _train.DEFAULTS if k not in MODEL_SETTINGS)  # steps, batch_size, lr, ema, ...
 # EpsMLP's own defaults for the model settings a recipe leaves out, so that the key holds them all
 MODEL_DEFAULTS = {k: inspect.signature(EpsMLP).parameters[k].default for k in MODEL_SETTINGS}
 

@@ -13,11 +13,12 @@ import torch
 
 from . import checkpoints, oracle, schedules, targets
 from ._checks import SEED_MAX, check_int
+from .cache import TRAIN_SETTINGS
 from .guidance import cfg
 from .quality import DEFAULT_STEPS, format_table, parse_samplers, run_quality
 from .samplers import GRIDS, SAMPLERS
 from .samplers import run as run_sampler
-from .train import MODEL_KEYS, new_model, recipe, train
+from .train import new_model, recipe, train
 
 
 def _int_list(text: str) -> list[int]:
@@ -59,7 +60,7 @@ def _model(args, quiet: bool, retrain: bool = False):
     model = new_model(target, schedule, seed=args.seed)
     start = time.perf_counter()
     history = train(model, target, schedule, seed=args.seed, progress=not quiet,
-                    **{k: v for k, v in settings.items() if k not in MODEL_KEYS})
+                    **{k: settings[k] for k in TRAIN_SETTINGS})
     seconds = time.perf_counter() - start
     print(f"trained {target.name} for {len(history)} steps in {seconds:.1f} s "
           f"(final loss {sum(history[-100:]) / max(1, len(history[-100:])):.4f})", file=sys.stderr)
